@@ -1,0 +1,25 @@
+# Each target is one line a newcomer can read. `make run` and `make test` install first if needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run test clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+install: $(STAMP)  ## create .venv and install segkd with its test extra (idempotent)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: install  ## train the default student on the embedded SynthStreets data
+	$(PY) -m segkd.run $(ARGS)
+
+test: install  ## run the whole test suite
+	$(PY) -m pytest $(ARGS)
+
+clean:  ## remove run outputs and caches (keeps .venv)
+	rm -rf outputs multirun wandb lightning_logs .pytest_cache

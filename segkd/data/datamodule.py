@@ -1,0 +1,129 @@
+"""One LightningDataModule for every dataset: the dataset class and its root come from config."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional, Sequence
+
+import lightning as L
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader
+
+from segkd.data.class_stats import class_statistics
+from segkd.data.datasets import SegmentationFolder
+from segkd.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+
+log = logging.getLogger(__name__)
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Train/val loaders over a :class:`SegmentationFolder`.
+
+    ``dataset`` is a partial that takes ``split`` and ``transform`` (Hydra ``_partial_: true``), so the
+    same module serves Cityscapes, BDD100K and the embedded SynthStreets. ``prepare``, when given, is
+    run once per node before anything is read (it writes SynthStreets on first use).
+
+    Validation under DDP uses a sampler that does not pad the split by repeating samples: the
+    confusion matrix summed over ranks then counts every image exactly once.
+    """
+
+    def __init__(
+        self,
+        dataset: Callable[..., SegmentationFolder],
+        name: str = "dataset",
+        num_classes: int = 19,
+        train_split: str = "train",
+        val_split: str = "val",
+        crop_size: Sequence[int] = (64, 128),
+        scale_range: Sequence[float] = (0.5, 1.5),
+        jitter: float = 0.3,
+        val_size: Optional[Sequence[int]] = None,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        batch_size: int = 8,
+        val_batch_size: int = 4,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        prepare: Optional[Callable[[], object]] = None,
+        stats_cache_dir: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.name = name
+        self.num_classes = num_classes
+        self.train_split = train_split
+        self.val_split = val_split
+        self.crop_size = tuple(crop_size)
+        self.scale_range = tuple(scale_range)
+        self.jitter = jitter
+        self.val_size = tuple(val_size) if val_size is not None else None
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.prepare = prepare
+        self.stats_cache_dir = stats_cache_dir
+        self.train_set: Optional[SegmentationFolder] = None
+        self.val_set: Optional[SegmentationFolder] = None
+
+    def prepare_data(self) -> None:
+        if self.prepare is not None:
+            self.prepare()
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self.dataset(
+                split=self.train_split,
+                transform=train_transform(self.crop_size, self.scale_range, self.jitter, self.mean, self.std),
+            )
+            self._check_classes(self.train_set)
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self.dataset(
+                split=self.val_split, transform=eval_transform(self.val_size, self.mean, self.std)
+            )
+            self._check_classes(self.val_set)
+
+    def _check_classes(self, dataset: SegmentationFolder) -> None:
+        if dataset.num_classes != self.num_classes:
+            raise ValueError(
+                f"dataset.num_classes={self.num_classes} but {dataset.dataset_name} has {dataset.num_classes} "
+                f"classes; set dataset.num_classes={dataset.num_classes}"
+            )
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.dataset.func.class_names if hasattr(self.dataset, "func") else self.dataset.class_names
+
+    def class_statistics(self) -> dict:
+        """Pixel statistics of the train split (for class weighting), cached under ``stats_cache_dir``."""
+        self.setup("fit")
+        return class_statistics(self.train_set, self.num_classes, self.stats_cache_dir)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        sampler = None
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(
+                self.val_set, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
+        return DataLoader(
+            self.val_set,
+            batch_size=self.val_batch_size,
+            shuffle=False,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )

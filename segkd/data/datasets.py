@@ -1,0 +1,171 @@
+"""Cityscapes and BDD100K in their official layouts, read as (image, train-id mask) pairs.
+
+Both return train ids 0..18 with 255 ignored, so everything downstream (losses, metrics, the
+embedded SynthStreets data, which is written in the Cityscapes layout) sees one label space.
+Pairing and layout are checked when the dataset is built; label contents when a sample is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segkd.data.errors import DatasetError
+from segkd.data.io import check_train_ids, read_label, read_rgb
+from segkd.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, RAW_TO_TRAIN, UNKNOWN_ID
+
+Transform = Callable[..., dict]
+
+
+class SegmentationFolder(Dataset):
+    """Shared reading and transform logic; subclasses say where the files are and how labels decode."""
+
+    dataset_name = "segmentation"
+    class_names: tuple[str, ...] = CLASS_NAMES
+    ignore_index = IGNORE_INDEX
+
+    def __init__(self, root: str | Path, split: str, transform: Optional[Transform] = None) -> None:
+        self.root = Path(root).expanduser()
+        self.split = split
+        self.transform = transform
+        if not self.root.is_dir():
+            raise DatasetError(
+                f"{self.dataset_name} root {self.root} does not exist; set dataset.dataset.root=/path/to/"
+                f"{self.dataset_name.lower()} (the folder that holds {self.layout_hint()})"
+            )
+        self.samples: list[tuple[Path, Path]] = self.find_samples()
+        if not self.samples:
+            raise DatasetError(
+                f"{self.dataset_name} split '{split}' under {self.root} has no images; expected {self.layout_hint()}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def layout_hint(self) -> str:
+        raise NotImplementedError
+
+    def find_samples(self) -> list[tuple[Path, Path]]:
+        raise NotImplementedError
+
+    def decode_label(self, label: np.ndarray, path: Path) -> np.ndarray:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The untransformed image (HxWx3 uint8 RGB) and train-id mask (HxW uint8)."""
+        image_path, label_path = self.samples[index]
+        image = read_rgb(image_path)
+        mask = self.decode_label(read_label(label_path), label_path)
+        if image.shape[:2] != mask.shape:
+            raise DatasetError(
+                f"image {image_path} is {image.shape[:2]} but its label {label_path} is {mask.shape}; "
+                "the pair must have the same size"
+            )
+        return image, mask
+
+    def load_mask(self, index: int) -> np.ndarray:
+        """Only the train-id mask: class statistics need no images."""
+        label_path = self.samples[index][1]
+        return self.decode_label(read_label(label_path), label_path)
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.load(index)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        if not isinstance(image, torch.Tensor):
+            image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        mask = torch.as_tensor(np.asarray(mask), dtype=torch.long)
+        return {"image": image, "mask": mask, "name": self.samples[index][0].name}
+
+    def _missing_label(self, image: Path, expected: Path) -> DatasetError:
+        return DatasetError(
+            f"image {image} has no label file (expected {expected}); restore the label or remove the image"
+        )
+
+
+class CityscapesDataset(SegmentationFolder):
+    """Official layout: leftImg8bit/{split}/{city}/*_leftImg8bit.png + gtFine/{split}/{city}/*_gtFine_labelIds.png.
+
+    A ``*_gtFine_labelTrainIds.png`` (made by cityscapesscripts' createTrainIdLabelImgs) is preferred
+    when present: it is already in train ids, so reading it skips the mapping.
+    """
+
+    dataset_name = "Cityscapes"
+
+    def layout_hint(self) -> str:
+        return (
+            f"leftImg8bit/{self.split}/<city>/*_leftImg8bit.png and gtFine/{self.split}/<city>/*_gtFine_labelIds.png"
+        )
+
+    def find_samples(self) -> list[tuple[Path, Path]]:
+        image_dir = self.root / "leftImg8bit" / self.split
+        if not image_dir.is_dir():
+            raise DatasetError(
+                f"Cityscapes root {self.root} has no leftImg8bit/{self.split}; expected the official layout "
+                f"{self.layout_hint()}"
+            )
+        samples = []
+        for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
+            stem = image.name[: -len("_leftImg8bit.png")]
+            label_dir = self.root / "gtFine" / self.split / image.parent.name
+            train_ids = label_dir / f"{stem}_gtFine_labelTrainIds.png"
+            raw_ids = label_dir / f"{stem}_gtFine_labelIds.png"
+            if train_ids.is_file():
+                samples.append((image, train_ids))
+            elif raw_ids.is_file():
+                samples.append((image, raw_ids))
+            else:
+                raise self._missing_label(image, raw_ids)
+        return samples
+
+    def decode_label(self, label: np.ndarray, path: Path) -> np.ndarray:
+        if path.name.endswith("_labelTrainIds.png"):
+            return check_train_ids(label, path, NUM_CLASSES, IGNORE_INDEX)
+        train = RAW_TO_TRAIN[label]
+        if (train == UNKNOWN_ID).any():
+            bad = np.unique(label[train == UNKNOWN_ID])
+            raise DatasetError(
+                f"label map {path} contains ids {bad[:10].tolist()} that are not Cityscapes label ids (0..33); "
+                "is it a *_gtFine_labelIds.png file (not color or instanceIds)?"
+            )
+        return train.astype(np.uint8)
+
+
+class BDD100KDataset(SegmentationFolder):
+    """BDD100K semantic segmentation, 10k layout: images/10k/{split}/*.jpg + labels/sem_seg/masks/{split}/*.png.
+
+    Its masks already hold the Cityscapes train ids (19 classes, 255 ignored).
+    """
+
+    dataset_name = "BDD100K"
+
+    def layout_hint(self) -> str:
+        return f"images/10k/{self.split}/*.jpg and labels/sem_seg/masks/{self.split}/*.png"
+
+    def find_samples(self) -> list[tuple[Path, Path]]:
+        image_dir = self.root / "images" / "10k" / self.split
+        mask_dir = self.root / "labels" / "sem_seg" / "masks" / self.split
+        if not image_dir.is_dir():
+            raise DatasetError(
+                f"BDD100K root {self.root} has no images/10k/{self.split}; expected the official layout "
+                f"{self.layout_hint()}"
+            )
+        samples = []
+        for image in sorted(image_dir.glob("*.jpg")):
+            mask = mask_dir / f"{image.stem}.png"
+            if not mask.is_file():
+                raise self._missing_label(image, mask)
+            samples.append((image, mask))
+        return samples
+
+    def decode_label(self, label: np.ndarray, path: Path) -> np.ndarray:
+        return check_train_ids(label, path, NUM_CLASSES, IGNORE_INDEX)

@@ -1,0 +1,48 @@
+"""Reading images and label maps, with errors that say which file is bad and what to do about it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segkd.data.errors import DatasetError
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An 8-bit RGB image as HxWx3 uint8; cv2 returns None rather than raising on a bad file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(
+            f"cannot read image {path}: the file is corrupt or not an image; "
+            "re-extract it from the dataset archive or delete it"
+        )
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_label(path: Path) -> np.ndarray:
+    """A single-channel 8-bit label map (HxW uint8), as both Cityscapes and BDD100K store them."""
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise DatasetError(
+            f"cannot read label map {path}: the file is corrupt or not an image; "
+            "re-extract it from the dataset archive or delete it"
+        )
+    if label.ndim != 2 or label.dtype != np.uint8:
+        raise DatasetError(
+            f"label map {path} is {label.dtype} with shape {label.shape}, expected a single-channel 8-bit id map; "
+            "point the loader at the *_labelIds.png / sem_seg masks, not colour or instance files"
+        )
+    return label
+
+
+def check_train_ids(label: np.ndarray, path: Path, num_classes: int, ignore_index: int) -> np.ndarray:
+    """Reject values that are neither a train id nor the ignore value (a foreign or colour mask)."""
+    bad = np.unique(label[(label >= num_classes) & (label != ignore_index)])
+    if bad.size:
+        raise DatasetError(
+            f"label map {path} contains values {bad[:10].tolist()} that are not train ids 0..{num_classes - 1} "
+            f"or {ignore_index} (ignored); check that these are train-id masks for this dataset"
+        )
+    return label

@@ -1,0 +1,80 @@
+"""Cross-entropy for segmentation: ignore_index, optional class weights, label smoothing and OHEM."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segkd.data.class_stats import WEIGHTING_SCHEMES
+
+
+class SegmentationCrossEntropy(nn.Module):
+    """Pixel-wise cross-entropy averaged over the (weighted) pixels that count.
+
+    Class weights are a buffer filled by the system from the train split's statistics
+    (``class_weighting``: none, inverse, median, enet), so they travel with the checkpoint.
+
+    OHEM (online hard example mining, as in PSPNet/BiSeNet): keep the pixels whose probability of the
+    true class is below ``ohem_thresh``, and at least the ``ohem_min_kept`` hardest pixels of the batch,
+    so easy road and sky pixels stop dominating the gradient.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = 255,
+        class_weighting: str = "none",
+        label_smoothing: float = 0.0,
+        ohem_thresh: Optional[float] = None,
+        ohem_min_kept: int = 100_000,
+    ) -> None:
+        super().__init__()
+        if class_weighting not in WEIGHTING_SCHEMES:
+            raise ValueError(
+                f"unknown class_weighting '{class_weighting}'; choose one of {', '.join(WEIGHTING_SCHEMES)}"
+            )
+        if ohem_thresh is not None and not 0.0 < ohem_thresh <= 1.0:
+            raise ValueError(f"ohem_thresh must be in (0, 1], got {ohem_thresh}")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.class_weighting = class_weighting
+        self.label_smoothing = label_smoothing
+        self.ohem_thresh = ohem_thresh
+        self.ohem_min_kept = ohem_min_kept
+        self.register_buffer("weight", torch.ones(num_classes))
+
+    def set_class_weights(self, weights: Tensor) -> None:
+        if weights.shape != (self.num_classes,):
+            raise ValueError(f"expected {self.num_classes} class weights, got shape {tuple(weights.shape)}")
+        self.weight.copy_(weights)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        weight = None if self.class_weighting == "none" else self.weight
+        per_pixel = F.cross_entropy(
+            logits,
+            target,
+            weight=weight,
+            ignore_index=self.ignore_index,
+            reduction="none",
+            label_smoothing=self.label_smoothing,
+        )
+        valid = target != self.ignore_index
+        if self.ohem_thresh is not None:
+            valid = valid & self._hard_pixels(logits, target, valid)
+        pixel_weight = valid.float() if weight is None else weight[target.clamp(max=self.num_classes - 1)] * valid
+        return (per_pixel * valid).sum() / pixel_weight.sum().clamp_min(1e-12)
+
+    @torch.no_grad()
+    def _hard_pixels(self, logits: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+        prob = logits.softmax(dim=1).gather(1, target.clamp(max=self.num_classes - 1).unsqueeze(1)).squeeze(1)
+        prob = prob.masked_fill(~valid, 1.0)
+        num_valid = int(valid.sum())
+        threshold = self.ohem_thresh
+        if 0 < self.ohem_min_kept and num_valid > 0:
+            k = min(self.ohem_min_kept, num_valid)
+            kth = prob[valid].kthvalue(k).values
+            threshold = max(threshold, float(kth))
+        return prob <= threshold

@@ -1,0 +1,58 @@
+"""mIoU, per-class IoU and pixel accuracy from one confusion matrix accumulated over a whole split.
+
+torchmetrics keeps the matrix (so DDP reduction is a sum over ranks); the scores follow the official
+Cityscapes evaluation: IoU_c = TP / (TP + FP + FN) over non-ignored pixels, a class whose union is
+empty gets NaN and is skipped by the mean (torchmetrics' own JaccardIndex scores it differently).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+
+def scores_from_confmat(confmat: Tensor) -> dict[str, Tensor]:
+    """Scores from a CxC matrix whose rows are ground truth and columns predictions."""
+    confmat = confmat.double()
+    tp = confmat.diag()
+    union = confmat.sum(0) + confmat.sum(1) - tp
+    iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
+    total = confmat.sum()
+    return {
+        "mIoU": iou.nanmean() if (union > 0).any() else torch.tensor(float("nan"), dtype=torch.float64),
+        "IoU": iou,
+        "pixel_acc": tp.sum() / total if total > 0 else torch.tensor(float("nan"), dtype=torch.float64),
+    }
+
+
+class SegmentationMetrics(MulticlassConfusionMatrix):
+    """Confusion-matrix state; ``compute()`` returns the scores of everything seen since the last reset.
+
+    ``update`` takes logits (N, C, H, W) or label maps (N, H, W) and ground truth (N, H, W); pixels whose
+    target is ``ignore_index`` are not counted.
+    """
+
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, ignore_index: int = 255) -> None:
+        super().__init__(num_classes=num_classes, ignore_index=ignore_index, normalize=None, validate_args=False)
+        self.class_names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        if preds.ndim == target.ndim + 1:
+            preds = preds.argmax(dim=1)
+        if preds.shape != target.shape:
+            raise ValueError(f"prediction shape {tuple(preds.shape)} does not match target {tuple(target.shape)}")
+        super().update(preds, target)
+
+    def compute(self) -> dict[str, Tensor]:
+        return scores_from_confmat(super().compute())
+
+    def as_dict(self, scores: dict[str, Tensor]) -> dict:
+        """Plain floats keyed by class name, for logs and summary.json (NaN stays NaN: class never seen)."""
+        return {
+            "mIoU": float(scores["mIoU"]),
+            "pixel_acc": float(scores["pixel_acc"]),
+            "IoU": {name: float(v) for name, v in zip(self.class_names, scores["IoU"].tolist())},
+        }

@@ -1,0 +1,5 @@
+"""LightningModules: how networks learn (alone, from a teacher, or together)."""
+
+from segkd.systems.supervised import SegmentationSystem
+
+__all__ = ["SegmentationSystem"]

@@ -1,0 +1,103 @@
+"""train(cfg): build everything the config names, fit, and write summary.json. Tests call this directly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from segkd.config import to_plain
+from segkd.models import measure_complexity
+from segkd.summary import print_summary, write_summary
+
+log = logging.getLogger(__name__)
+
+#: Set for the duration of fit so that DDP ranks > 0, which Lightning starts by re-running the
+#: command line, rebuild exactly this job from its saved config (see segkd.run).
+DDP_JOB_DIR_ENV = "SEGKD_DDP_JOB_DIR"
+RESOLVED_CONFIG = "resolved_config.yaml"
+
+
+def _instantiate_all(group: Any) -> list:
+    """Callbacks/loggers are dicts of named entries; a null entry switches one off from the CLI."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+
+
+def _hydra_overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _trainer_kwargs(cfg: DictConfig) -> dict:
+    kwargs = to_plain(cfg.trainer)
+    if kwargs.get("sync_batchnorm") and not torch.cuda.is_available():
+        log.warning("SyncBatchNorm trains on GPUs only; on CPU each DDP process keeps its own BatchNorm statistics")
+        kwargs["sync_batchnorm"] = False
+    return kwargs
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train the system the config describes and return its summary (also written to summary.json)."""
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = instantiate(cfg.dataset)
+    system = instantiate(
+        cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False
+    )
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer_kwargs = _trainer_kwargs(cfg)
+    trainer: L.Trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers or False)
+
+    complexity = measure_complexity(system.net, datamodule.crop_size)
+    for logger in trainer.loggers:
+        logger.log_hyperparams({"config": to_plain(cfg), "complexity": complexity})
+
+    # The exact, resolved config of this run: DDP ranks > 0 rebuild the job from it (segkd.run).
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
+    os.environ[DDP_JOB_DIR_ENV] = str(output_dir)
+    start = time.perf_counter()
+    try:
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    finally:
+        os.environ.pop(DDP_JOB_DIR_ENV, None)
+    wall_time = time.perf_counter() - start
+
+    checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
+    best = checkpoint.best_model_score if checkpoint is not None else None
+    summary = {
+        "experiment": cfg.get("task_name"),
+        "model": cfg.get("model_name"),
+        "dataset": datamodule.name,
+        "tags": to_plain(cfg.get("tags")) or [],
+        "overrides": _hydra_overrides(),
+        "seed": cfg.get("seed"),
+        "val": system.val_scores,
+        "best_val_mIoU": float(best) if best is not None else None,
+        "complexity": complexity,
+        "input_size": list(datamodule.crop_size),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "wall_time_s": wall_time,
+        "best_checkpoint": checkpoint.best_model_path if checkpoint is not None else None,
+        "last_checkpoint": checkpoint.last_model_path if checkpoint is not None else None,
+        "output_dir": str(output_dir),
+    }
+    if trainer.is_global_zero:
+        path = write_summary(summary, output_dir)
+        print_summary(summary)
+        log.info("summary written to %s", path)
+    return summary

@@ -1,0 +1,111 @@
+"""Shared test fixtures: the real config composed and shrunk, small dataset trees written on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from segkd.data.labels import LABELS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+#: Shrinks any run to seconds on a CPU: tiny SynthStreets, small crops, one epoch.
+FAST = [
+    "dataset.generate.num_train=16",
+    "dataset.generate.num_val=5",
+    "dataset.generate.height=64",
+    "dataset.generate.width=128",
+    "dataset.crop_size=[64,64]",
+    "dataset.batch_size=4",
+    "dataset.val_batch_size=4",
+    "trainer.accelerator=cpu",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.num_sanity_val_steps=0",
+]
+
+
+def compose_train(overrides: list[str], output_dir: Path, cache_dir: Path) -> DictConfig:
+    """The real primary config with overrides, its Hydra paths pointed at the test's folders."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.runtime.cwd = str(ROOT)
+        cfg.paths.cache_dir = str(cache_dir)
+        cfg.paths.log_dir = str(output_dir.parent)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # a real run's task function never sees the hydra node
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One cache for the whole session, so SynthStreets is generated once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def make_cfg(tmp_path, cache_dir):
+    def _make(*overrides: str, fast: bool = True) -> DictConfig:
+        return compose_train((FAST if fast else []) + list(overrides), tmp_path / "run", cache_dir)
+
+    return _make
+
+
+# ----------------------------------------------------------------------------- small dataset trees
+
+VALID_RAW_IDS = np.array([lb.id for lb in LABELS if lb.id >= 0], dtype=np.uint8)
+
+
+def random_image(rng: np.random.Generator, size=(32, 64)) -> np.ndarray:
+    return rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    assert cv2.imwrite(str(path), array)
+    return path
+
+
+def write_cityscapes_tree(root: Path, split: str = "train", cities=("aachen", "bochum"), per_city=2, size=(32, 64), seed=0):
+    """Official Cityscapes layout with raw label ids drawn from the whole label table."""
+    rng = np.random.default_rng(seed)
+    written = []
+    for city in cities:
+        for i in range(per_city):
+            stem = f"{city}_{i:06d}_000019"
+            image = write_png(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", random_image(rng, size))
+            raw = rng.choice(VALID_RAW_IDS, size=size).astype(np.uint8)
+            label = write_png(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", raw)
+            written.append((image, label, raw))
+    return written
+
+
+def write_bdd_tree(root: Path, split: str = "train", n=3, size=(32, 64), seed=0):
+    """BDD100K 10k layout: jpg images, png masks of train ids with some ignored pixels."""
+    rng = np.random.default_rng(seed)
+    written = []
+    for i in range(n):
+        stem = f"{i:07x}-{i:08x}"
+        image_path = root / "images" / "10k" / split / f"{stem}.jpg"
+        image_path.parent.mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(image_path), random_image(rng, size))
+        mask = rng.integers(0, 19, size, dtype=np.uint8)
+        mask[rng.random(size) < 0.1] = 255
+        label = write_png(root / "labels" / "sem_seg" / "masks" / split / f"{stem}.png", mask)
+        written.append((image_path, label, mask))
+    return written
