@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+#: The config folder shipped with the repository (conf/ beside the package).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def to_plain(value: Any) -> Any:
@@ -16,3 +21,25 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+def compose_train_config(overrides: list[str], output_dir: str | Path, config_dir: str | Path | None = None) -> DictConfig:
+    """The primary config as ``python -m segkd.run`` would build it, for tests and scripts.
+
+    Hydra's runtime values (output dir, cwd, group choices) are set as in a real run, so every
+    ``${hydra:...}`` interpolation resolves; the hydra node itself is removed, as a task never sees it.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(Path(config_dir or CONF_DIR).resolve()), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.runtime.cwd = os.getcwd()
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from segkd.callbacks import EpochTimer
 from segkd.config import to_plain
 from segkd.models import measure_complexity
 from segkd.summary import print_summary, write_summary
@@ -77,6 +78,7 @@ def train(cfg: DictConfig) -> dict:
     wall_time = time.perf_counter() - start
 
     checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)), None)
     best = checkpoint.best_model_score if checkpoint is not None else None
     summary = {
         "experiment": cfg.get("task_name"),
@@ -92,6 +94,7 @@ def train(cfg: DictConfig) -> dict:
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "wall_time_s": wall_time,
+        "timing": timer.summary() if timer is not None else {},
         "best_checkpoint": checkpoint.best_model_path if checkpoint is not None else None,
         "last_checkpoint": checkpoint.last_model_path if checkpoint is not None else None,
         "output_dir": str(output_dir),

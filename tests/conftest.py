@@ -7,15 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
+from segkd.config import CONF_DIR, compose_train_config
 from segkd.data.labels import LABELS
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
+ROOT = CONF_DIR.parent
 
 #: Shrinks any run to seconds on a CPU: tiny SynthStreets, small crops, one epoch.
 FAST = [
@@ -35,19 +32,10 @@ FAST = [
 
 
 def compose_train(overrides: list[str], output_dir: Path, cache_dir: Path) -> DictConfig:
-    """The real primary config with overrides, its Hydra paths pointed at the test's folders."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.runtime.cwd = str(ROOT)
-        cfg.paths.cache_dir = str(cache_dir)
-        cfg.paths.log_dir = str(output_dir.parent)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]  # a real run's task function never sees the hydra node
-    return cfg
+    """The real primary config with overrides; outputs and caches in the test's folders."""
+    return compose_train_config(
+        [*overrides, f"paths.cache_dir={cache_dir}", f"paths.log_dir={output_dir.parent}"], output_dir
+    )
 
 
 @pytest.fixture(scope="session")

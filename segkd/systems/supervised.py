@@ -54,7 +54,7 @@ class SegmentationSystem(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=logits.shape[0])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=logits.shape[0])
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

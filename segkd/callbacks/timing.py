@@ -1,0 +1,65 @@
+"""Wall time of training epochs and validation passes, and the training throughput they imply."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import lightning as L
+from lightning.pytorch import Callback
+
+
+class EpochTimer(Callback):
+    """Times each training epoch (validation excluded) and each validation pass on rank 0.
+
+    Logged per epoch as ``time/train_epoch_s``, ``time/val_epoch_s`` and ``time/train_images_per_s``
+    (images of this process); :meth:`summary` gives medians for summary.json. The first epoch pays
+    one-off start-up costs, so the median over epochs is the number to compare.
+    """
+
+    def __init__(self) -> None:
+        self.train_epoch_s: list[float] = []
+        self.val_epoch_s: list[float] = []
+        self.train_images: list[int] = []
+        self._start = 0.0
+        self._images = 0
+        self._val_in_epoch = 0.0
+        self._val_start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start, self._images, self._val_in_epoch = time.perf_counter(), 0, 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._images += len(batch["image"])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning runs epoch-end validation before this hook; keep it out of the training time.
+        elapsed = time.perf_counter() - self._start - self._val_in_epoch
+        self.train_epoch_s.append(elapsed)
+        self.train_images.append(self._images)
+        pl_module.log_dict(
+            {"time/train_epoch_s": elapsed, "time/train_images_per_s": self._images / max(elapsed, 1e-9)}
+        )
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        elapsed = time.perf_counter() - self._val_start
+        self.val_epoch_s.append(elapsed)
+        self._val_in_epoch += elapsed
+        pl_module.log("time/val_epoch_s", elapsed)
+
+    def summary(self) -> dict:
+        if not self.train_epoch_s:
+            return {}
+        epoch = statistics.median(self.train_epoch_s)
+        return {
+            "train_epoch_s_median": epoch,
+            "val_epoch_s_median": statistics.median(self.val_epoch_s) if self.val_epoch_s else None,
+            "train_images_per_s": statistics.median(self.train_images) / max(epoch, 1e-9),
+            "train_epoch_s": self.train_epoch_s,
+            "val_epoch_s": self.val_epoch_s,
+        }
