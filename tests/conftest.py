@@ -16,10 +16,10 @@ ROOT = CONF_DIR.parent
 
 #: Shrinks any run to seconds on a CPU: tiny SynthStreets, small crops, one epoch.
 FAST = [
-    "dataset.generate.num_train=16",
-    "dataset.generate.num_val=5",
-    "dataset.generate.height=64",
-    "dataset.generate.width=128",
+    "dataset.prepare.num_train=16",
+    "dataset.prepare.num_val=5",
+    "dataset.prepare.height=64",
+    "dataset.prepare.width=128",
     "dataset.crop_size=[64,64]",
     "dataset.batch_size=4",
     "dataset.val_batch_size=4",
