@@ -23,6 +23,12 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def plain_hparams(module: Any) -> None:
+    """Make a LightningModule's saved hyperparameters plain Python (subclass init args included)."""
+    for key in list(module.hparams):
+        module.hparams[key] = to_plain(module.hparams[key])
+
+
 def compose_train_config(overrides: list[str], output_dir: str | Path, config_dir: str | Path | None = None) -> DictConfig:
     """The primary config as ``python -m segkd.run`` would build it, for tests and scripts.
 
@@ -43,3 +49,22 @@ def compose_train_config(overrides: list[str], output_dir: str | Path, config_di
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def build(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate``, but a user error raised by the target surfaces as itself.
+
+    Hydra wraps every exception in an InstantiationException with a framework preamble; the
+    messages segkd writes (bad dataset root, teacher mismatch, unknown hook path) are meant to be
+    the one line a user reads, so they are re-raised unwrapped.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, (ValueError, FileNotFoundError, TypeError)):
+            raise cause.with_traceback(None) from None
+        raise

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from segkd.callbacks import EpochTimer
-from segkd.config import to_plain
+from segkd.config import build, to_plain
 from segkd.models import measure_complexity
 from segkd.summary import print_summary, write_summary
 
@@ -53,8 +53,8 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.dataset)
-    system = instantiate(
+    datamodule = build(cfg.dataset)
+    system = build(
         cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False
     )
     callbacks = _instantiate_all(cfg.get("callbacks"))
@@ -87,7 +87,7 @@ def train(cfg: DictConfig) -> dict:
         "tags": to_plain(cfg.get("tags")) or [],
         "overrides": _hydra_overrides(),
         "seed": cfg.get("seed"),
-        "val": system.val_scores,
+        **system.run_scores(),
         "best_val_mIoU": float(best) if best is not None else None,
         "complexity": complexity,
         "input_size": list(datamodule.crop_size),

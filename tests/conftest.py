@@ -97,3 +97,13 @@ def write_bdd_tree(root: Path, split: str = "train", n=3, size=(32, 64), seed=0)
         label = write_png(root / "labels" / "sem_seg" / "masks" / split / f"{stem}.png", mask)
         written.append((image_path, label, mask))
     return written
+
+
+@pytest.fixture(scope="session")
+def teacher_ckpt(tmp_path_factory, cache_dir) -> Path:
+    """One small teacher checkpoint (teacher_r34, 2 epochs on tiny SynthStreets) shared by every KD test."""
+    from segkd.train import train
+
+    out = tmp_path_factory.mktemp("teacher") / "run"
+    summary = train(compose_train([*FAST, "+experiment=teacher", "trainer.max_epochs=2"], out, cache_dir))
+    return Path(summary["last_checkpoint"])

@@ -7,12 +7,13 @@ from hydra.utils import instantiate
 from lightning.pytorch import LightningDataModule, Trainer
 
 from segkd.config import to_plain
+from segkd.distill.schedules import Phase
 from segkd.models import build_net
 
 from conftest import CONF_DIR
 
 GROUPS = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONF_DIR.iterdir() if p.is_dir()}
-CHOICES = [(g, o) for g in ("model", "dataset", "trainer", "logger", "callbacks", "distill_paradigm", "loss_schedule") for o in GROUPS[g]]
+CHOICES = [(g, o) for g in ("model", "dataset", "trainer", "logger", "callbacks", "distill_paradigm", "loss_schedule", "distill_loss") for o in GROUPS[g]]
 EXPERIMENTS = GROUPS["experiment"]
 
 
@@ -42,12 +43,19 @@ def test_every_group_option_composes_and_instantiates(make_cfg, group, option, t
     elif group in ("logger", "callbacks"):
         objs = [instantiate(v) for v in node.values() if v is not None and "_target_" in v]
         assert len(objs) == len(node)
+    elif group == "distill_loss":
+        loss = instantiate(node)
+        assert callable(loss)
+    elif group == "loss_schedule":
+        phase = instantiate(node)(0, 0)
+        assert isinstance(phase, Phase) and phase.supervised + phase.distill > 0
     else:
         assert node.name == option
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(make_cfg, experiment):
-    cfg = make_cfg(f"+experiment={experiment}")
+    extra = ["teacher_ckpt=/some/teacher.ckpt"] if "offline" in experiment else []
+    cfg = make_cfg(f"+experiment={experiment}", *extra)
     assert cfg.task_name
     to_plain(cfg)  # every interpolation resolves

@@ -20,6 +20,10 @@ class SegmentationCrossEntropy(nn.Module):
     OHEM (online hard example mining, as in PSPNet/BiSeNet): keep the pixels whose probability of the
     true class is below ``ohem_thresh``, and at least the ``ohem_min_kept`` hardest pixels of the batch,
     so easy road and sky pixels stop dominating the gradient.
+
+    For teachers: ``label_smoothing`` and ``confidence_penalty`` (Pereyra et al., 2017: minus beta times
+    the mean entropy of the softmax over valid pixels) keep outputs soft, so the non-argmax classes
+    carry information a student can learn from.
     """
 
     def __init__(
@@ -30,6 +34,7 @@ class SegmentationCrossEntropy(nn.Module):
         label_smoothing: float = 0.0,
         ohem_thresh: Optional[float] = None,
         ohem_min_kept: int = 100_000,
+        confidence_penalty: float = 0.0,
     ) -> None:
         super().__init__()
         if class_weighting not in WEIGHTING_SCHEMES:
@@ -44,6 +49,7 @@ class SegmentationCrossEntropy(nn.Module):
         self.label_smoothing = label_smoothing
         self.ohem_thresh = ohem_thresh
         self.ohem_min_kept = ohem_min_kept
+        self.confidence_penalty = confidence_penalty
         self.register_buffer("weight", torch.ones(num_classes))
 
     def set_class_weights(self, weights: Tensor) -> None:
@@ -65,7 +71,13 @@ class SegmentationCrossEntropy(nn.Module):
         if self.ohem_thresh is not None:
             valid = valid & self._hard_pixels(logits, target, valid)
         pixel_weight = valid.float() if weight is None else weight[target.clamp(max=self.num_classes - 1)] * valid
-        return (per_pixel * valid).sum() / pixel_weight.sum().clamp_min(1e-12)
+        loss = (per_pixel * valid).sum() / pixel_weight.sum().clamp_min(1e-12)
+        if self.confidence_penalty:
+            log_p = logits.log_softmax(dim=1)
+            entropy = -(log_p.exp() * log_p).sum(dim=1)
+            mask = (target != self.ignore_index).float()
+            loss = loss - self.confidence_penalty * (entropy * mask).sum() / mask.sum().clamp_min(1.0)
+        return loss
 
     @torch.no_grad()
     def _hard_pixels(self, logits: Tensor, target: Tensor, valid: Tensor) -> Tensor:

@@ -56,3 +56,32 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
             "pixel_acc": float(scores["pixel_acc"]),
             "IoU": {name: float(v) for name, v in zip(self.class_names, scores["IoU"].tolist())},
         }
+
+
+class NetScores(torch.nn.Module):
+    """Everything scored for one network on a split: confusion-matrix scores plus predictive entropy."""
+
+    def __init__(self, class_names: Sequence[str], ignore_index: int = 255) -> None:
+        super().__init__()
+        from segkd.metrics.uncertainty import PredictiveEntropy
+
+        self.segmentation = SegmentationMetrics(len(class_names), class_names, ignore_index)
+        self.entropy = PredictiveEntropy(ignore_index)
+
+    def update(self, logits: Tensor, target: Tensor) -> None:  # noqa: D102
+        self.segmentation.update(logits, target)
+        self.entropy.update(logits, target)
+
+    def compute_and_reset(self) -> dict:
+        """Plain floats for the whole split (reduced over DDP ranks), then a clean slate for the next one."""
+        scores = self.segmentation.as_dict(self.segmentation.compute())
+        scores.update({k: float(v) for k, v in self.entropy.compute().items()})
+        self.segmentation.reset()
+        self.entropy.reset()
+        return scores
+
+    @staticmethod
+    def loggable(scores: dict, prefix: str) -> dict[str, float]:
+        flat = {f"{prefix}/{k}": v for k, v in scores.items() if k != "IoU"}
+        flat.update({f"{prefix}/IoU/{name}": v for name, v in scores["IoU"].items()})
+        return flat

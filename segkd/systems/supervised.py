@@ -9,9 +9,9 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor
 
-from segkd.config import to_plain
+from segkd.config import plain_hparams, to_plain
 from segkd.data.class_stats import class_weights
-from segkd.metrics import SegmentationMetrics
+from segkd.metrics import NetScores
 from segkd.models import build_net
 
 
@@ -20,6 +20,8 @@ class SegmentationSystem(L.LightningModule):
 
     Everything needed to rebuild the net (its ``_target_`` spec and class names) is saved as
     hyperparameters, so ``SegmentationSystem.load_from_checkpoint(path)`` needs nothing else.
+    Validation also logs the mean entropy of the softmax and the mass off the argmax, which say
+    how much a teacher has to teach beyond the labels.
     """
 
     def __init__(
@@ -35,9 +37,10 @@ class SegmentationSystem(L.LightningModule):
         net, loss, optimizer, scheduler = (to_plain(x) for x in (net, loss, optimizer, scheduler))
         class_names = list(class_names)
         self.save_hyperparameters()
+        plain_hparams(self)
         self.net = build_net(net)
         self.criterion = instantiate(loss)
-        self.val_metrics = SegmentationMetrics(len(class_names), class_names, ignore_index)
+        self.val_scores_of = NetScores(class_names, ignore_index)
         #: The last completed validation epoch's scores as plain floats (None before the first one).
         self.val_scores: Optional[dict] = None
 
@@ -54,29 +57,31 @@ class SegmentationSystem(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=logits.shape[0])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=len(logits))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch["image"])
         loss = self.criterion(logits, batch["mask"])
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=logits.shape[0])
-        self.val_metrics.update(logits, batch["mask"])
+        self.val_scores_of.update(logits, batch["mask"])
 
     def on_validation_epoch_end(self) -> None:
-        # compute() reduces the confusion matrix over all ranks, so every rank logs the same numbers.
-        scores = self.val_metrics.compute()
-        self.val_metrics.reset()
-        plain = self.val_metrics.as_dict(scores)
-        self.log("val/mIoU", plain["mIoU"], prog_bar=True)
-        self.log("val/pixel_acc", plain["pixel_acc"])
-        for name, value in plain["IoU"].items():
-            self.log(f"val/IoU/{name}", value)
+        # The reduction runs over all ranks, so every rank logs the same numbers (no sync_dist needed).
+        scores = self.val_scores_of.compute_and_reset()
+        self.log("val/mIoU", scores["mIoU"], prog_bar=True)
+        self.log_dict({k: v for k, v in NetScores.loggable(scores, "val").items() if k != "val/mIoU"})
         if not self.trainer.sanity_checking:
-            self.val_scores = plain
+            self.val_scores = scores
+
+    def run_scores(self) -> dict:
+        """What this system adds to summary.json."""
+        return {"val": self.val_scores}
 
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
+        return self._optimizer_and_schedule([p for p in self.parameters() if p.requires_grad])
+
+    def _optimizer_and_schedule(self, params: list) -> Any:
         # Both configs are partials (``_partial_: true``): the parameters and step count exist only now.
         optimizer = instantiate(self.hparams.optimizer)(params)
         if self.hparams.scheduler is None:

@@ -1,0 +1,34 @@
+"""Feature distillation in the FitNets style (Romero et al., 2015): match a hidden layer through a connector."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+METRICS = ("mse", "cosine")
+
+
+class FeatureKD(nn.Module):
+    """Distance between the (connected) student feature map and the teacher's.
+
+    ``mse``: mean squared error over N·C·H·W (FitNets). ``cosine``: 1 - cosine similarity of the
+    channel vectors at each location, mean over N·H·W: insensitive to feature scale, which differs
+    between encoder families.
+    """
+
+    def __init__(self, metric: str = "mse") -> None:
+        super().__init__()
+        if metric not in METRICS:
+            raise ValueError(f"unknown feature metric '{metric}'; choose one of {', '.join(METRICS)}")
+        self.metric = metric
+
+    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        if student.shape != teacher.shape:
+            raise ValueError(
+                f"feature KD needs equal shapes, got student {tuple(student.shape)} and teacher "
+                f"{tuple(teacher.shape)}; add a connector to this term"
+            )
+        teacher = teacher.detach()
+        if self.metric == "mse":
+            return F.mse_loss(student, teacher)
+        return (1.0 - F.cosine_similarity(student, teacher, dim=1)).mean()

@@ -1,0 +1,58 @@
+"""Loading a frozen teacher from a segkd checkpoint, refusing one that is not the configured teacher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import nn
+
+from segkd.models import build_net
+
+HOW_TO_TRAIN = "train one with `python -m segkd.run +experiment=teacher` and pass teacher.checkpoint=<run>/checkpoints/last.ckpt"
+
+
+def _normalise(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def load_teacher(checkpoint: Optional[str | Path], net: Optional[Mapping[str, Any]] = None) -> tuple[nn.Module, dict]:
+    """The teacher net (eval mode, no gradients) and its spec, from ``checkpoint``.
+
+    ``net`` is the teacher the config expects; every argument it names must equal the checkpoint's,
+    otherwise the error lists each mismatch. With ``net=None`` the checkpoint's own spec is used.
+    """
+    if not checkpoint:
+        raise ValueError(f"offline KD needs a teacher checkpoint: {HOW_TO_TRAIN}")
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher checkpoint {path} does not exist; {HOW_TO_TRAIN}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file
+        raise ValueError(f"teacher checkpoint {path} cannot be read ({type(err).__name__}: {err}); {HOW_TO_TRAIN}") from err
+    saved = (ckpt.get("hyper_parameters") or {}).get("net")
+    if not isinstance(saved, Mapping) or "state_dict" not in ckpt:
+        raise ValueError(f"teacher checkpoint {path} is not a segkd checkpoint (no net spec inside); {HOW_TO_TRAIN}")
+    if net is not None:
+        mismatch = [
+            f"{key}: checkpoint has {saved.get(key)!r}, config says {value!r}"
+            for key, value in net.items()
+            if _normalise(saved.get(key)) != _normalise(value) and key != "encoder_weights"
+        ]
+        if mismatch:
+            raise ValueError(
+                f"teacher checkpoint {path} does not match the teacher config ({'; '.join(mismatch)}); "
+                "point teacher.checkpoint at the right run or change the teacher model to match it"
+            )
+    teacher = build_net(saved)
+    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    try:
+        teacher.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[:3]
+        raise ValueError(f"teacher checkpoint {path} does not fit the net it describes: {' '.join(first)}") from err
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher, dict(saved)

@@ -1,0 +1,107 @@
+"""Offline KD and mutual learning systems: build-time checks, a frozen teacher, schedules in action."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch import Trainer
+
+from segkd.config import build, to_plain
+from segkd.distill.features import FeatureRecorder
+from segkd.models import build_unet
+from segkd.systems import DistillationSystem, MutualLearningSystem
+from segkd.train import train
+
+
+def build_system(cfg):
+    """What train() does to build a system, without training it."""
+    return build(cfg.system, net=to_plain(cfg.model), class_names=["c"] * 19, _recursive_=False)
+
+
+def test_recorder_reads_stage_outputs_by_index_and_forgets_each_step():
+    net = build_unet("resnet18", classes=3, decoder_channels=(16, 16, 8, 8, 8))
+    rec = FeatureRecorder(net, ["encoder#3", "decoder.blocks.1"], "student")
+    with rec.record():
+        net(torch.zeros(1, 3, 64, 64))
+        feats = rec.features()
+    assert feats["encoder#3"].shape == (1, 128, 8, 8)  # resnet18 stage 3: 1/8 resolution
+    assert feats["decoder.blocks.1"].shape[1] == 16
+    with rec.record():
+        assert rec.outputs == {}, "each step starts empty"
+    with pytest.raises(ValueError, match=r"returns list of 6 tensors; pick one with 'encoder#<index>'"):
+        with rec.record():
+            net(torch.zeros(1, 3, 64, 64))
+            FeatureRecorder(net, ["encoder"]).get("encoder") if False else rec.get("encoder")
+
+
+def test_unknown_hook_path_fails_at_build_time_with_the_paths_near_it(make_cfg, teacher_ckpt):
+    cfg = make_cfg(
+        "+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=decoder",
+        "distill_paradigm.terms.dec2.inputs.student=student:decoder.blokcs.2",
+    )
+    with pytest.raises(ValueError, match=r"unknown module path 'decoder.blokcs.2' in the student; valid paths near it: \[.*'decoder.blocks.2'"):
+        build_system(cfg)
+
+
+def test_loss_inputs_are_checked_against_forward_at_build_time(make_cfg, teacher_ckpt):
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "+distill_paradigm.terms.logits.inputs.labels=target")
+    with pytest.raises(ValueError, match=r"term 'logits' maps \['labels'\] but LogitKD.forward\(student, teacher, target\)"):
+        build_system(cfg)
+
+
+def test_teacher_checkpoint_that_does_not_match_its_config(make_cfg, teacher_ckpt, tmp_path):
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "model@system.teacher.net=student_r18")
+    with pytest.raises(ValueError, match=r"does not match the teacher config \(encoder_name: checkpoint has 'resnet34', config says 'resnet18'; decoder_channels"):
+        build_system(cfg)
+    with pytest.raises(FileNotFoundError, match=r"does not exist; train one with `python -m segkd.run \+experiment=teacher`"):
+        build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={tmp_path / 'nope.ckpt'}"))
+    with pytest.raises(ValueError, match=r"offline KD needs a teacher checkpoint"):
+        build_system(make_cfg("+experiment=offline_kd", "teacher_ckpt=null"))
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(teacher_ckpt.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"cannot be read"):
+        build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={broken}"))
+
+
+def test_teacher_stays_frozen_and_out_of_the_student_checkpoint(make_cfg, teacher_ckpt):
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=logits_decoder", "trainer.max_epochs=2")
+    system = build_system(cfg)
+    before = {k: v.clone() for k, v in system.teacher.state_dict().items()}
+    datamodule = instantiate(cfg.dataset)
+    trainer = instantiate(to_plain(cfg.trainer), logger=False, enable_checkpointing=False)
+    trainer.fit(system, datamodule=datamodule)
+    after = system.teacher.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), f"teacher buffer/param {key} changed during fit"
+    assert not system.teacher.training and all(not m.training for m in system.teacher.modules())
+    assert not any(p.requires_grad for p in system.teacher.parameters())
+    assert not any(k.startswith("teacher") for k in system.state_dict()), "the teacher is not saved with the student"
+    assert set(system.distiller.connectors) == {"dec2"}
+    assert system.teacher_scores is not None and 0.0 <= system.teacher_scores["mIoU"] <= 1.0
+    assert system.teacher_scores["entropy"] >= 0.0 and 0.0 <= system.teacher_scores["dark_knowledge"] <= 1.0
+
+
+def test_offline_kd_summary_names_the_teacher_scores(make_cfg, teacher_ckpt):
+    summary = train(make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=cwd"))
+    assert summary["experiment"] == "offline_kd" and "paradigm:cwd" in summary["tags"]
+    assert set(summary["teacher"]) >= {"mIoU", "entropy", "dark_knowledge", "IoU"}
+    assert set(summary["val"]) >= {"mIoU", "entropy", "dark_knowledge"}
+    loaded = DistillationSystem.load_from_checkpoint(summary["last_checkpoint"], map_location="cpu")
+    assert loaded.hparams.net["encoder_name"] == "mobilenet_v2"
+
+
+def test_alternating_network_schedule_updates_one_network_per_step(make_cfg):
+    cfg = make_cfg("+experiment=online_alternating", "loss_schedule=alternating_network", "loss_schedule.unit=steps")
+    system = build_system(cfg)
+    assert isinstance(system, MutualLearningSystem)
+    datamodule = instantiate(cfg.dataset)
+    snapshot = lambda name: [p.detach().clone() for p in system.nets[name].parameters()]  # noqa: E731
+    net0, peer0 = snapshot("net"), snapshot("peer")
+    trainer = Trainer(accelerator="cpu", max_steps=1, limit_train_batches=1, limit_val_batches=0, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(system, datamodule=datamodule)
+    changed = lambda old, name: any(not torch.equal(a, b) for a, b in zip(old, system.nets[name].parameters()))  # noqa: E731
+    assert changed(net0, "net"), "step 0 updates the first network"
+    assert not changed(peer0, "peer"), "...and only the first"
