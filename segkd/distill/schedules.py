@@ -75,6 +75,8 @@ class Alternating:
             raise ValueError(f"unknown alternating mode '{mode}'; choose one of {', '.join(self.MODES)}")
         if period < 1:
             raise ValueError(f"period must be >= 1 {unit}, got {period}")
+        if num_networks < 1:
+            raise ValueError(f"num_networks must be >= 1, got {num_networks}")
         self.period, self.unit, self.mode, self.num_networks = period, unit, mode, num_networks
         self.supervised, self.distill = supervised, distill
 
