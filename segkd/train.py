@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
 import torch
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 #: command line, rebuild exactly this job from its saved config (see segkd.run).
 DDP_JOB_DIR_ENV = "SEGKD_DDP_JOB_DIR"
 RESOLVED_CONFIG = "resolved_config.yaml"
+_DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 def _instantiate_all(group: Any) -> list:
@@ -45,6 +47,29 @@ def _trainer_kwargs(cfg: DictConfig) -> dict:
         log.warning("SyncBatchNorm trains on GPUs only; on CPU each DDP process keeps its own BatchNorm statistics")
         kwargs["sync_batchnorm"] = False
     return kwargs
+
+
+@contextmanager
+def _processes_of_this_job(output_dir: Path) -> Iterator[None]:
+    """Scope DDP to one job, so the next job of a sweep in this process starts its own ranks.
+
+    Lightning leaves its rendezvous variables (LOCAL_RANK, MASTER_PORT, ...) in the environment and
+    the process group open; the next job would then believe an external launcher made its ranks and
+    talk to the previous job's exited children. Ranks started by a real launcher (SLURM, torchrun)
+    had these variables before we began and keep them.
+    """
+    saved = {key: os.environ.get(key) for key in (*_DDP_ENV, DDP_JOB_DIR_ENV)}
+    os.environ[DDP_JOB_DIR_ENV] = str(output_dir)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def train(cfg: DictConfig) -> dict:
@@ -69,12 +94,9 @@ def train(cfg: DictConfig) -> dict:
     # The exact, resolved config of this run: DDP ranks > 0 rebuild the job from it (segkd.run).
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
-    os.environ[DDP_JOB_DIR_ENV] = str(output_dir)
     start = time.perf_counter()
-    try:
+    with _processes_of_this_job(output_dir):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    finally:
-        os.environ.pop(DDP_JOB_DIR_ENV, None)
     wall_time = time.perf_counter() - start
 
     checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)

@@ -74,3 +74,42 @@ def test_sigkill_after_first_checkpoint_resumes_to_the_same_step_count(tmp_path,
     resumed = run_cli([*args, f"ckpt_path={last}"], tmp_path / "resumed", cache_dir)
     assert resumed["global_step"] == full["global_step"] == 4 * (16 // 4)
     assert resumed["epochs"] == full["epochs"] == 4
+
+
+def run_sweep(args: list[str], sweep_dir: Path, cache_dir: Path) -> list[dict]:
+    cmd = [sys.executable, "-m", "segkd.run", "-m", *args, f"hydra.sweep.dir={sweep_dir}"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env_for(cache_dir), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
+    return [json.loads((job / "summary.json").read_text()) for job in jobs]
+
+
+def test_sweep_over_three_paradigms_writes_one_summary_each(tmp_path, cache_dir, teacher_ckpt):
+    args = [*FAST, "+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=encoder,bottleneck,decoder"]
+    summaries = run_sweep(args, tmp_path / "sweep", cache_dir)
+    assert [s["overrides"][-1] for s in summaries] == [f"distill_paradigm={p}" for p in ("encoder", "bottleneck", "decoder")]
+    assert [t for s in summaries for t in s["tags"] if t.startswith("paradigm:")] == [
+        "paradigm:encoder", "paradigm:bottleneck", "paradigm:decoder"
+    ]
+    assert all(s["teacher"]["mIoU"] == summaries[0]["teacher"]["mIoU"] for s in summaries), "one teacher for all"
+
+
+def test_offline_kd_sweep_under_ddp_runs_each_job_once(tmp_path, cache_dir, teacher_ckpt):
+    # Lightning relaunches the command line for rank 1; with -m that would restart the sweep in every child.
+    args = [*FAST, "+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "trainer=ddp",
+            "+trainer.limit_train_batches=2", "distill_paradigm=logits,pairwise"]
+    sweep = tmp_path / "sweep"
+    summaries = run_sweep(args, sweep, cache_dir)
+    assert len(summaries) == 2 and sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    for job, summary in zip(("0", "1"), summaries):
+        assert (sweep / job / "ddp_rank1.log").exists()
+        assert summary["global_step"] == 2 and summary["teacher"] is not None
+
+
+def test_mutual_learning_under_ddp(tmp_path, cache_dir):
+    args = [*FAST, "+experiment=online_alternating", "trainer=ddp", "+trainer.limit_train_batches=2",
+            "trainer.max_epochs=2"]
+    summary = run_cli(args, tmp_path / "dml", cache_dir)
+    assert (tmp_path / "dml" / "ddp_rank1.log").exists()
+    assert summary["global_step"] == 2 * 2 * 2  # epochs x batches x one optimizer per network
+    assert 0.0 <= summary["val"]["mIoU"] <= 1.0 and 0.0 <= summary["peers"]["peer"]["mIoU"] <= 1.0
