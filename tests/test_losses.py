@@ -73,3 +73,27 @@ def test_class_weighting_schemes_against_their_formulas():
     np.testing.assert_allclose(enet[:3], 1 / np.log(1.02 + freq))
     assert enet[2] > enet[1] > enet[0], "rarer classes weigh more"
     np.testing.assert_array_equal(class_weights(STATS, "none"), np.ones(4))
+
+
+def test_confidence_penalty_subtracts_beta_times_mean_entropy_of_valid_pixels():
+    logits, target = _batch(2)
+    plain = SegmentationCrossEntropy(4)(logits, target)
+    penalised = SegmentationCrossEntropy(4, confidence_penalty=0.5)(logits, target)
+    p = logits.softmax(1)
+    entropy = -(p * p.log()).sum(1)
+    valid = target != 255
+    assert penalised.item() == pytest.approx(plain.item() - 0.5 * entropy[valid].mean().item(), rel=1e-6)
+    # the penalty pushes towards softer outputs: its gradient raises entropy
+    soft = SegmentationCrossEntropy(4, confidence_penalty=10.0)
+    logits2 = logits.detach().clone().requires_grad_(True)
+    soft(logits2, target).backward()
+    stepped = (logits2 - 0.01 * logits2.grad).softmax(1)
+    new_entropy = -(stepped * stepped.log()).sum(1)[valid].mean()
+    assert new_entropy > entropy[valid].mean()
+
+
+def test_label_smoothing_matches_torch():
+    logits, target = _batch(3)
+    loss = SegmentationCrossEntropy(4, label_smoothing=0.1)
+    expected = F.cross_entropy(logits, target, ignore_index=255, label_smoothing=0.1)
+    assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)

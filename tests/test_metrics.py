@@ -81,3 +81,26 @@ def test_shape_mismatch_is_a_clear_error():
     metric = SegmentationMetrics(3)
     with pytest.raises(ValueError, match=r"prediction shape \(1, 4, 4\) does not match target \(1, 4, 5\)"):
         metric.update(torch.zeros(1, 4, 4, dtype=torch.long), torch.zeros(1, 4, 5, dtype=torch.long))
+
+
+def test_predictive_entropy_and_dark_knowledge_over_valid_pixels():
+    from segkd.metrics import PredictiveEntropy
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 4, 3, 5, generator=g)
+    target = torch.randint(0, 4, (2, 3, 5), generator=g)
+    target[0, 0] = 255
+    metric = PredictiveEntropy()
+    metric.update(logits[:1], target[:1])
+    metric.update(logits[1:], target[1:])
+    out = metric.compute()
+    p = logits.double().softmax(1)
+    valid = target != 255
+    entropy = -(p * p.log()).sum(1)[valid].mean()
+    dark = (1 - p.max(1).values)[valid].mean()
+    assert out["entropy"].item() == pytest.approx(entropy.item(), rel=1e-6)
+    assert out["dark_knowledge"].item() == pytest.approx(dark.item(), rel=1e-6)
+    # one-hot predictions carry no dark knowledge
+    sharp = PredictiveEntropy()
+    sharp.update(torch.nn.functional.one_hot(target.clamp(max=3), 4).permute(0, 3, 1, 2).float() * 100, target)
+    assert sharp.compute()["dark_knowledge"].item() < 1e-6

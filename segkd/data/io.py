@@ -10,25 +10,25 @@ import numpy as np
 from segkd.data.errors import DatasetError
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An 8-bit RGB image as HxWx3 uint8; cv2 returns None rather than raising on a bad file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
+def _imread(path: Path, flags: int, what: str) -> np.ndarray:
+    """cv2 returns None rather than raising on a missing, truncated or foreign file."""
+    array = cv2.imread(str(path), flags)
+    if array is None:
         raise DatasetError(
-            f"cannot read image {path}: the file is corrupt or not an image; "
+            f"cannot read {what} {path}: the file is corrupt or not an image; "
             "re-extract it from the dataset archive or delete it"
         )
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return array
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An 8-bit RGB image as HxWx3 uint8."""
+    return cv2.cvtColor(_imread(path, cv2.IMREAD_COLOR, "image"), cv2.COLOR_BGR2RGB)
 
 
 def read_label(path: Path) -> np.ndarray:
     """A single-channel 8-bit label map (HxW uint8), as both Cityscapes and BDD100K store them."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise DatasetError(
-            f"cannot read label map {path}: the file is corrupt or not an image; "
-            "re-extract it from the dataset archive or delete it"
-        )
+    label = _imread(path, cv2.IMREAD_UNCHANGED, "label map")
     if label.ndim != 2 or label.dtype != np.uint8:
         raise DatasetError(
             f"label map {path} is {label.dtype} with shape {label.shape}, expected a single-channel 8-bit id map; "
