@@ -10,6 +10,7 @@ and each tensor shape (by one probe forward pass) so connectors get the right ch
 from __future__ import annotations
 
 import inspect
+from contextlib import ExitStack
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -128,10 +129,8 @@ class Distiller(nn.Module):
                 net.train(was_training)
         return shapes
 
-    def record(self):
+    def record(self) -> ExitStack:
         """Context manager around both forward passes of a step: clears, then fills, the feature buffers."""
-        from contextlib import ExitStack
-
         stack = ExitStack()
         for recorder in self.recorders.values():
             stack.enter_context(recorder.record())
