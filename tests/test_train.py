@@ -45,3 +45,17 @@ def test_short_run_writes_a_complete_summary_and_a_self_describing_checkpoint(ma
     assert system.hparams.net["encoder_name"] == "mobilenet_v2"
     assert len(system.hparams.class_names) == 19
     assert not torch.allclose(system.criterion.weight, torch.ones(19)), "median weights were applied"
+
+
+def test_wandb_logger_runs_offline_into_the_run_dir(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = make_cfg("logger=csv_wandb", "trainer.max_epochs=1", "+trainer.limit_train_batches=1")
+    train(cfg)
+    import wandb
+
+    wandb.finish()
+    runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "offline by default: no network, no login"
+    record = next(runs[0].glob("run-*.wandb")).read_bytes()  # the offline run's transaction log
+    assert b"val/mIoU" in record and b"encoder_name" in record, "metrics and the config reach W&B"
