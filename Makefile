@@ -21,5 +21,5 @@ run: install  ## train the default student on the embedded SynthStreets data
 test: install  ## run the whole test suite
 	$(PY) -m pytest $(ARGS)
 
-clean:  ## remove run outputs and caches (keeps .venv)
-	rm -rf outputs multirun wandb lightning_logs .pytest_cache
+clean:  ## remove run outputs, generated data and caches (keeps .venv)
+	rm -rf outputs multirun wandb lightning_logs .pytest_cache .cache

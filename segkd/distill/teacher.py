@@ -10,7 +10,10 @@ from torch import nn
 
 from segkd.models import build_net
 
-HOW_TO_TRAIN = "train one with `python -m segkd.run +experiment=teacher` and pass teacher.checkpoint=<run>/checkpoints/last.ckpt"
+HOW_TO_TRAIN = (
+    "train one with `python -m segkd.run +experiment=teacher` and pass teacher_ckpt=<run>/checkpoints/last.ckpt "
+    "(or set SEGKD_TEACHER_CKPT)"
+)
 
 
 def _normalise(value: Any) -> Any:
