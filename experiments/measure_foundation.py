@@ -44,7 +44,9 @@ def main() -> None:
 
     results = {}
     for model in args.models.split(","):
-        overrides = [f"model={model}", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+        experiment = "teacher" if model.startswith("teacher") else "student"
+        overrides = [f"+experiment={experiment}", f"model={model}", "trainer.enable_progress_bar=false",
+                     "trainer.enable_model_summary=false"]
         if args.epochs is not None:
             overrides.append(f"trainer.max_epochs={args.epochs}")
         summary = train(compose_train_config(overrides, out / model))
