@@ -14,6 +14,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from segkd.callbacks import EpochTimer
@@ -125,4 +126,8 @@ def train(cfg: DictConfig) -> dict:
         path = write_summary(summary, output_dir)
         print_summary(summary)
         log.info("summary written to %s", path)
+    for logger in trainer.loggers:
+        # W&B keeps one global run per process: finish it, or the next job of a sweep logs into it.
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()
     return summary

@@ -54,7 +54,7 @@ def test_wandb_logger_runs_offline_into_the_run_dir(make_cfg, tmp_path, monkeypa
     train(cfg)
     import wandb
 
-    wandb.finish()
+    assert wandb.run is None, "train() finishes its W&B run, so a sweep's next job starts a new one"
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "offline by default: no network, no login"
     record = next(runs[0].glob("run-*.wandb")).read_bytes()  # the offline run's transaction log
