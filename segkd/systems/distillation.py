@@ -12,6 +12,7 @@ from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import load_teacher
 from segkd.metrics import NetScores
+from segkd.systems.optim import batches_seen
 from segkd.systems.supervised import SegmentationSystem
 
 
@@ -57,13 +58,9 @@ class DistillationSystem(SegmentationSystem):
         self.teacher.eval()
         return self
 
-    def step_index(self, batch_idx: int) -> int:
-        """Batches seen since the start of training (optimizer steps for one optimizer), resume-safe."""
-        return self.current_epoch * int(self.trainer.num_training_batches) + batch_idx
-
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         images, target = batch["image"], batch["mask"]
-        phase = self.schedule(self.step_index(batch_idx), self.current_epoch)
+        phase = self.schedule(batches_seen(self.trainer, batch_idx), self.current_epoch)
         with self.distiller.record():
             logits = self.net(images)
             with torch.no_grad():

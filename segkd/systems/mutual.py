@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from segkd.config import plain_hparams, to_plain
 from segkd.metrics import NetScores
 from segkd.models import build_net
+from segkd.systems.optim import batches_seen, optimizer_and_schedule
 
 
 class MutualLearningSystem(L.LightningModule):
@@ -70,8 +71,7 @@ class MutualLearningSystem(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         images, target = batch["image"], batch["mask"]
-        step = self.current_epoch * int(self.trainer.num_training_batches) + batch_idx
-        phase = self.schedule(step, self.current_epoch)
+        phase = self.schedule(batches_seen(self.trainer, batch_idx), self.current_epoch)
         names = list(self.nets)
         logits = {name: net(images) for name, net in self.nets.items()}
         losses, logs = {}, {}
@@ -123,11 +123,9 @@ class MutualLearningSystem(L.LightningModule):
         return {"val": self.val_scores, "peers": self.peer_scores}
 
     def configure_optimizers(self) -> Any:
-        optimizers, schedulers = [], []
-        for net in self.nets.values():
-            opt = instantiate(self.hparams.optimizer)(list(net.parameters()))
-            optimizers.append(opt)
-            if self.hparams.scheduler is not None:
-                total = self.trainer.estimated_stepping_batches
-                schedulers.append(instantiate(self.hparams.scheduler)(opt, total_iters=total))
-        return optimizers, schedulers
+        pairs = [
+            optimizer_and_schedule(self.hparams.optimizer, self.hparams.scheduler, list(net.parameters()),
+                                   self.trainer.estimated_stepping_batches)
+            for net in self.nets.values()
+        ]
+        return [opt for opt, _ in pairs], [sched for _, sched in pairs if sched is not None]

@@ -13,6 +13,7 @@ from segkd.config import plain_hparams, to_plain
 from segkd.data.class_stats import class_weights
 from segkd.metrics import NetScores
 from segkd.models import build_net
+from segkd.systems.optim import optimizer_and_schedule
 
 
 class SegmentationSystem(L.LightningModule):
@@ -82,9 +83,9 @@ class SegmentationSystem(L.LightningModule):
         return self._optimizer_and_schedule([p for p in self.parameters() if p.requires_grad])
 
     def _optimizer_and_schedule(self, params: list) -> Any:
-        # Both configs are partials (``_partial_: true``): the parameters and step count exist only now.
-        optimizer = instantiate(self.hparams.optimizer)(params)
-        if self.hparams.scheduler is None:
+        optimizer, scheduler = optimizer_and_schedule(
+            self.hparams.optimizer, self.hparams.scheduler, params, self.trainer.estimated_stepping_batches
+        )
+        if scheduler is None:
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer, total_iters=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
