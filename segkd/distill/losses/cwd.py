@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segkd.distill.losses.shapes import require_same_shape
+
 
 class ChannelWiseKD(nn.Module):
     """Each channel's activation map, softmax-normalised over space, matched by KL to the teacher's.
@@ -21,11 +23,7 @@ class ChannelWiseKD(nn.Module):
         self.tau = tau
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        if student.shape != teacher.shape:
-            raise ValueError(
-                f"CWD needs equal shapes, got student {tuple(student.shape)} and teacher {tuple(teacher.shape)}; "
-                "add a connector to this term"
-            )
+        require_same_shape("CWD", student, teacher)
         n, c = student.shape[:2]
         s = student.reshape(n * c, -1) / self.tau
         t = teacher.detach().reshape(n * c, -1) / self.tau

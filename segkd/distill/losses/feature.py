@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segkd.distill.losses.shapes import require_same_shape
+
 METRICS = ("mse", "cosine")
 
 
@@ -23,11 +25,7 @@ class FeatureKD(nn.Module):
         self.metric = metric
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        if student.shape != teacher.shape:
-            raise ValueError(
-                f"feature KD needs equal shapes, got student {tuple(student.shape)} and teacher "
-                f"{tuple(teacher.shape)}; add a connector to this term"
-            )
+        require_same_shape("feature KD", student, teacher)
         teacher = teacher.detach()
         if self.metric == "mse":
             return F.mse_loss(student, teacher)
