@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from segkd.data.class_stats import class_statistics
 from segkd.data.datasets import SegmentationFolder
+from segkd.data.sampling import SeededSampler, resolve_seed
 from segkd.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class SegmentationDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         prepare: Optional[Callable[[], object]] = None,
         stats_cache_dir: Optional[str] = None,
+        seed: Optional[int] = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -64,6 +66,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.prepare = prepare
         self.stats_cache_dir = stats_cache_dir
+        #: Seeds the training order and each sample's augmentation (see segkd.data.sampling).
+        self.seed = resolve_seed(seed)
         self.train_set: Optional[SegmentationFolder] = None
         self.val_set: Optional[SegmentationFolder] = None
 
@@ -100,11 +104,16 @@ class SegmentationDataModule(L.LightningDataModule):
         self.setup("fit")
         return class_statistics(self.train_set, self.num_classes, self.stats_cache_dir)
 
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
     def train_dataloader(self) -> DataLoader:
+        world_size, rank = self._world()
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=SeededSampler(self.train_set, self.seed, num_replicas=world_size, rank=rank),
             drop_last=True,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
@@ -113,11 +122,9 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         sampler = None
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1:
-            sampler = UnrepeatedDistributedSampler(
-                self.val_set, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
-            )
+        world_size, rank = self._world()
+        if world_size > 1:
+            sampler = UnrepeatedDistributedSampler(self.val_set, num_replicas=world_size, rank=rank, shuffle=False)
         return DataLoader(
             self.val_set,
             batch_size=self.val_batch_size,

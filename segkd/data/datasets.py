@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from segkd.data.errors import DatasetError
 from segkd.data.io import check_train_ids, read_label, read_rgb
 from segkd.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, RAW_TO_TRAIN, UNKNOWN_ID
+from segkd.data.transforms import geometry
 
 Transform = Callable[..., dict]
 
@@ -32,6 +33,8 @@ class SegmentationFolder(Dataset):
         self.root = Path(root).expanduser()
         self.split = split
         self.transform = transform
+        #: Callables that add fields to each transformed sample (e.g. cached teacher logits).
+        self.extras: list[Callable[[dict], dict]] = []
         if not self.root.is_dir():
             raise DatasetError(
                 f"{self.dataset_name} root {self.root} does not exist; set dataset.dataset.root=/path/to/"
@@ -76,15 +79,26 @@ class SegmentationFolder(Dataset):
         label_path = self.samples[index][1]
         return self.decode_label(read_label(label_path), label_path)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        """``item`` is an index, or ``(index, seed)`` from :class:`~segkd.data.sampling.SeededSampler`:
+        the seed makes this sample's augmentation a function of the run seed alone."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
         image, mask = self.load(index)
+        sample: dict = {"index": index, "name": self.samples[index][0].name}
         if self.transform is not None:
+            if seed is not None:
+                self.transform.set_random_seed(seed)
             out = self.transform(image=image, mask=mask)
+            if "applied_transforms" in out:
+                sample["geometry"] = torch.tensor(geometry(out["applied_transforms"], image.shape), dtype=torch.long)
             image, mask = out["image"], out["mask"]
         if not isinstance(image, torch.Tensor):
             image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        mask = torch.as_tensor(np.asarray(mask), dtype=torch.long)
-        return {"image": image, "mask": mask, "name": self.samples[index][0].name}
+        sample["image"] = image
+        sample["mask"] = torch.as_tensor(np.asarray(mask), dtype=torch.long)
+        for extra in self.extras:
+            sample.update(extra(sample))
+        return sample
 
     def _missing_label(self, image: Path, expected: Path) -> DatasetError:
         return DatasetError(

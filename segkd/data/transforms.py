@@ -23,7 +23,11 @@ def train_transform(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> A.Compose:
-    """Random scale, crop (padded with the ignore label where the scaled image is smaller), flip, colour jitter."""
+    """Random scale, crop (padded with the ignore label where the scaled image is smaller), flip, colour jitter.
+
+    The pipeline records what it applied (``save_applied_params``): :func:`geometry` reads the
+    scale, padding, crop box and flip back, so a cached teacher output can be given the same view.
+    """
     height, width = crop_size
     low, high = scale_range
     return A.Compose(
@@ -40,8 +44,51 @@ def train_transform(
             A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=jitter / 6, p=0.8),
             A.Normalize(mean=mean, std=std),
             ToTensorV2(),
-        ]
+        ],
+        save_applied_params=True,
     )
+
+
+#: Fields of :func:`geometry`, in order.
+GEOMETRY_FIELDS = (
+    "scaled_h", "scaled_w", "pad_top", "pad_bottom", "pad_left", "pad_right",
+    "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flip",
+)
+
+
+def geometry(applied: list[tuple[str, dict]], image_shape: Sequence[int]) -> list[int]:
+    """The geometric part of one applied train pipeline: scale -> pad -> crop -> horizontal flip.
+
+    ``applied`` is albumentations' ``applied_transforms`` (only the transforms that fired, each with
+    its parameters and input shape). Returns the values named by :data:`GEOMETRY_FIELDS`: the size of
+    the scaled image, the padding added around it, the crop box in padded coordinates and whether
+    the crop was mirrored. Anything else geometric would make that record wrong, so it is refused.
+    """
+    scaled = tuple(int(s) for s in image_shape[:2])
+    pad = (0, 0, 0, 0)
+    crop = None
+    flip = 0
+    for i, (name, params) in enumerate(applied):
+        if name == "RandomScale":
+            after = applied[i + 1][1]["shape"] if i + 1 < len(applied) else None
+            scaled = tuple(int(s) for s in after[:2]) if after is not None else scaled
+        elif name == "PadIfNeeded":
+            pad = tuple(int(params[k]) for k in ("pad_top", "pad_bottom", "pad_left", "pad_right"))
+        elif name == "RandomCrop":
+            crop = tuple(int(c) for c in params["crop_coords"])
+        elif name == "HorizontalFlip":
+            flip = 1
+        elif name in UNREPLAYABLE:
+            raise ValueError(f"geometry() cannot record {name}; the teacher cache replays scale, pad, crop and flip only")
+    if crop is None:
+        crop = (0, 0, scaled[1] + pad[2] + pad[3], scaled[0] + pad[0] + pad[1])
+    return [*scaled, *pad, *crop, flip]
+
+
+#: Geometric transforms whose effect :func:`geometry` does not record.
+UNREPLAYABLE = frozenset(
+    {"Resize", "VerticalFlip", "Rotate", "Affine", "ShiftScaleRotate", "RandomResizedCrop", "CenterCrop", "Transpose"}
+)
 
 
 def eval_transform(

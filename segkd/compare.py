@@ -1,0 +1,397 @@
+"""Does KD help? Pair every recipe's seeds with a baseline's and report the difference honestly.
+
+    python -m segkd.compare DIR [DIR ...] [--baseline RECIPE] [--out DIR] [--metric final|best]
+
+Reads every summary.json under the given run or sweep dirs and groups runs into recipes (experiment,
+model, dataset, paradigm, schedule and every other override except the seed). Each recipe is paired
+seed by seed with its baseline, by default the scratch student of the same model, data, epochs and
+crop. Seeds are paired because the seed fixes the initialisation, the training order and every
+augmentation (segkd.data.sampling), so a paired difference removes most of the seed noise that an
+unpaired mean hides. The 95% confidence interval of the mean paired difference uses Student's t with
+n - 1 degrees of freedom; a recipe is "better" or "worse" only when that interval excludes 0.
+
+Writes comparison.json / .csv / .md and two plots (mIoU vs GMACs with the Pareto front, paired
+difference per recipe with its interval) into --out (default: the first DIR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import statistics
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+log = logging.getLogger("segkd.compare")
+
+#: Overrides that do not change what is learned, or that are recipe fields of their own.
+NOT_RECIPE = {"seed", "ckpt_path", "experiment", "model", "distill_paradigm", "loss_schedule", "logger", "callbacks"}
+NOT_RECIPE_PREFIXES = ("hydra.", "paths.", "logger.", "callbacks.", "trainer.enable_", "trainer.log_every",
+                       "dataset.num_workers")
+#: Overrides only a distillation run can have; everything else (model, data, budget, supervised loss)
+#: must be the same in a recipe and its baseline.
+DISTILL_ONLY_PREFIXES = ("distill_paradigm.", "loss_schedule.", "system.teacher", "system.distill", "system.schedule",
+                         "system.kd", "system.peers", "model@system.", "distill_loss@", "teacher_")
+BETTER, WORSE, SAME, BASELINE, NO_BASELINE = "better", "worse", "not distinguishable", "baseline", "no baseline"
+
+
+def _tag(tags: Sequence[str], prefix: str) -> Optional[str]:
+    return next((t.split(":", 1)[1] for t in tags if t.startswith(prefix + ":")), None)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+@dataclass
+class Run:
+    path: Path
+    summary: dict
+
+    @property
+    def seed(self) -> Any:
+        return self.summary.get("seed")
+
+    def miou(self, metric: str) -> Optional[float]:
+        if metric == "best":
+            return self.summary.get("best_val_mIoU")
+        return (self.summary.get("val") or {}).get("mIoU")
+
+    def class_iou(self) -> dict[str, Optional[float]]:
+        return (self.summary.get("val") or {}).get("IoU") or {}
+
+
+def recipe_fields(summary: dict) -> dict[str, Any]:
+    """What defines a recipe: everything a run was told, except its seed and bookkeeping."""
+    tags = summary.get("tags") or []
+    extra = sorted(o for o in summary.get("overrides") or []
+                   if _override_key(o) not in NOT_RECIPE and not _override_key(o).startswith(NOT_RECIPE_PREFIXES))
+    return {
+        "experiment": summary.get("experiment"),
+        "model": summary.get("model"),
+        "dataset": summary.get("dataset"),
+        "paradigm": _tag(tags, "paradigm"),
+        "schedule": _tag(tags, "schedule"),
+        "epochs": summary.get("epochs"),
+        "input_size": summary.get("input_size"),
+        "overrides": extra,
+    }
+
+
+def recipe_name(fields: dict) -> str:
+    parts = [fields["experiment"], fields["model"]]
+    parts += [p for p in (fields["paradigm"], fields["schedule"]) if p and p != "none"]
+    name = "/".join(str(p) for p in parts)
+    return " ".join([name, *fields["overrides"]])
+
+
+def is_scratch(fields: dict) -> bool:
+    return fields["experiment"] == "student" and fields["paradigm"] in (None, "none")
+
+
+def shared_overrides(fields: dict) -> set[str]:
+    return {o for o in fields["overrides"] if not _override_key(o).startswith(DISTILL_ONLY_PREFIXES)}
+
+
+def can_be_baseline_of(base: dict, recipe: dict) -> bool:
+    """Same model, data, budget and supervised loss: only distillation settings may differ."""
+    same = all(base[k] == recipe[k] for k in ("model", "dataset", "epochs", "input_size"))
+    return same and shared_overrides(base) == shared_overrides(recipe)
+
+
+def t_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t confidence interval of the mean; NaNs when fewer than two values."""
+    n = len(diffs)
+    if n < 2:
+        return math.nan, math.nan
+    from scipy.stats import t
+
+    mean = statistics.fmean(diffs)
+    half = t.ppf(0.5 + level / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def verdict(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return SAME
+    if low > 0:
+        return BETTER
+    if high < 0:
+        return WORSE
+    return SAME
+
+
+@dataclass
+class Recipe:
+    name: str
+    fields: dict
+    runs: dict = field(default_factory=dict)  # seed -> Run
+
+    def add(self, run: Run) -> None:
+        if run.seed in self.runs:
+            log.warning("recipe '%s' has seed %s twice (%s and %s); keeping the later one",
+                        self.name, run.seed, self.runs[run.seed].path, run.path)
+        self.runs[run.seed] = run
+
+
+def load_runs(dirs: Sequence[str | Path]) -> list[Run]:
+    runs = []
+    for root in dirs:
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist; give run or sweep dirs that hold summary.json files")
+        paths = [root] if root.is_file() else sorted(root.rglob("summary.json"))
+        for path in paths:
+            try:
+                runs.append(Run(path, json.loads(path.read_text())))
+            except json.JSONDecodeError as err:
+                log.warning("skipping %s: not valid JSON (%s)", path, err)
+    if not runs:
+        raise FileNotFoundError(f"no summary.json under {', '.join(map(str, dirs))}")
+    return runs
+
+
+def group(runs: Sequence[Run]) -> list[Recipe]:
+    recipes: dict[str, Recipe] = {}
+    for run in sorted(runs, key=lambda r: r.path.stat().st_mtime if r.path.exists() else 0):
+        fields = recipe_fields(run.summary)
+        name = recipe_name(fields)
+        recipes.setdefault(name, Recipe(name, fields)).add(run)
+    return list(recipes.values())
+
+
+def find_baseline(recipe: Recipe, recipes: Sequence[Recipe], chosen: Optional[str]) -> Optional[Recipe]:
+    if chosen is not None:
+        matches = [r for r in recipes if r.name == chosen] or [r for r in recipes if chosen in r.name]
+        if len(matches) != 1:
+            names = [r.name for r in matches] or [r.name for r in recipes]
+            raise ValueError(f"--baseline '{chosen}' matches {len(matches)} recipes; choose one of {names}")
+        return matches[0]
+    candidates = [r for r in recipes if is_scratch(r.fields) and can_be_baseline_of(r.fields, recipe.fields)]
+    if not candidates:
+        return None
+    if len(candidates) > 1:
+        raise ValueError(f"recipe '{recipe.name}' has {len(candidates)} possible baselines "
+                         f"{[r.name for r in candidates]}; choose one with --baseline")
+    return candidates[0]
+
+
+def _mean(values: Sequence[float]) -> Optional[float]:
+    return statistics.fmean(values) if values else None
+
+
+def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: str = "final") -> list[dict]:
+    """One row per recipe: its scores, and its paired difference from its baseline."""
+    rows = []
+    for recipe in recipes:
+        scores = {s: r.miou(metric) for s, r in recipe.runs.items() if r.miou(metric) is not None}
+        base = find_baseline(recipe, recipes, baseline)
+        first = next(iter(recipe.runs.values())).summary
+        teacher = [r.summary["teacher"]["mIoU"] for r in recipe.runs.values() if (r.summary.get("teacher") or {}).get("mIoU") is not None]
+        row = {
+            "recipe": recipe.name,
+            **{k: recipe.fields[k] for k in ("experiment", "model", "dataset", "paradigm", "schedule", "epochs", "input_size")},
+            "n_seeds": len(scores),
+            "seeds": sorted(scores, key=str),
+            "miou_mean": _mean(list(scores.values())),
+            "miou_std": statistics.stdev(scores.values()) if len(scores) > 1 else None,
+            "params": (first.get("complexity") or {}).get("params"),
+            "gmacs": (first.get("complexity") or {}).get("gmacs"),
+            "teacher_miou": _mean(teacher),
+            "baseline": base.name if base is not None else None,
+            "n_paired": 0, "unpaired_seeds": [], "delta_mean": None, "delta_std": None,
+            "delta_ci95": None, "verdict": NO_BASELINE, "per_class_delta": {},
+        }
+        if base is recipe:
+            row.update(verdict=BASELINE, n_paired=len(scores), delta_mean=0.0)
+        elif base is not None:
+            base_scores = {s: r.miou(metric) for s, r in base.runs.items() if r.miou(metric) is not None}
+            paired = sorted((s for s in scores if s in base_scores), key=str)
+            row["unpaired_seeds"] = sorted((s for s in scores if s not in base_scores), key=str)
+            diffs = [scores[s] - base_scores[s] for s in paired]
+            row["n_paired"] = len(paired)
+            if diffs:
+                low, high = t_interval(diffs)
+                row.update(
+                    delta_mean=statistics.fmean(diffs),
+                    delta_std=statistics.stdev(diffs) if len(diffs) > 1 else None,
+                    delta_ci95=None if math.isnan(low) else [low, high],
+                    verdict=verdict(low, high),
+                    per_class_delta=_per_class_delta(recipe, base, paired),
+                )
+        rows.append(row)
+    order = {BASELINE: 0}
+    return sorted(rows, key=lambda r: (order.get(r["verdict"], 1), -(r["delta_mean"] if r["delta_mean"] is not None else -1e9),
+                                       -(r["miou_mean"] or 0)))
+
+
+def _per_class_delta(recipe: Recipe, base: Recipe, seeds: Sequence[Any]) -> dict[str, Optional[float]]:
+    per_class: dict[str, list[float]] = defaultdict(list)
+    names: list[str] = []
+    for s in seeds:
+        ours, theirs = recipe.runs[s].class_iou(), base.runs[s].class_iou()
+        for name in ours:
+            if name not in names:
+                names.append(name)
+            if ours.get(name) is not None and theirs.get(name) is not None:
+                per_class[name].append(ours[name] - theirs[name])
+    return {name: _mean(per_class[name]) for name in names}
+
+
+# ----------------------------------------------------------------------------- reports
+
+def _pct(value: Optional[float], signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
+
+
+def markdown(rows: Sequence[dict], metric: str) -> str:
+    head = (f"Val mIoU ({metric}) in %, mean ± std over seeds; Δ = paired difference from the baseline's same seeds, "
+            "mean and 95% CI (Student's t).\n\n"
+            "| recipe | seeds | mIoU | Δ vs baseline | 95% CI | verdict | params (M) | GMACs | teacher mIoU |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in rows:
+        ci = "—" if not r["delta_ci95"] else f"[{_pct(r['delta_ci95'][0], True)}, {_pct(r['delta_ci95'][1], True)}]"
+        paired = f"{r['n_seeds']}" + (f" ({r['n_paired']} paired)" if r["n_paired"] != r["n_seeds"] and r["baseline"] else "")
+        std = f" ± {_pct(r['miou_std'])}" if r["miou_std"] is not None else ""
+        lines.append(
+            f"| {r['recipe']} | {paired} | {_pct(r['miou_mean'])}{std} | {_pct(r['delta_mean'], True)} | {ci} | {r['verdict']} "
+            f"| {(r['params'] or 0) / 1e6:.2f} | {r['gmacs'] if r['gmacs'] is not None else float('nan'):.3f} | {_pct(r['teacher_miou'])} |"
+        )
+    notes = []
+    for r in rows:
+        if r["unpaired_seeds"]:
+            notes.append(f"- {r['recipe']}: seeds {r['unpaired_seeds']} have no baseline run with the same seed and are not in Δ.")
+        if r["verdict"] == NO_BASELINE:
+            notes.append(f"- {r['recipe']}: no scratch baseline with the same model, data, epochs and crop.")
+    baselines = sorted({r["baseline"] for r in rows if r["baseline"]})
+    tail = "\n\nBaseline(s): " + "; ".join(baselines) if baselines else ""
+    return head + "\n".join(lines) + tail + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
+
+
+def per_class_markdown(rows: Sequence[dict]) -> str:
+    rows = [r for r in rows if r["per_class_delta"]]
+    if not rows:
+        return ""
+    names = list(rows[0]["per_class_delta"])
+    out = "| recipe | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
+    for r in rows:
+        out += f"| {r['recipe']} | " + " | ".join(_pct(r["per_class_delta"].get(n), True) for n in names) + " |\n"
+    return "\nPer-class Δ IoU (points, mean over paired seeds):\n\n" + out
+
+
+def write_csv(rows: Sequence[dict], path: Path) -> None:
+    columns = ["recipe", "experiment", "model", "dataset", "paradigm", "schedule", "epochs", "n_seeds", "n_paired",
+               "miou_mean", "miou_std", "delta_mean", "delta_std", "delta_ci95_low", "delta_ci95_high", "verdict",
+               "params", "gmacs", "teacher_miou", "baseline"]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            ci = r["delta_ci95"] or [None, None]
+            writer.writerow({**r, "delta_ci95_low": ci[0], "delta_ci95_high": ci[1]})
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both cost (lower) and score (higher), by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def plot(rows: Sequence[dict], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    pts = [r for r in rows if r["gmacs"] is not None and r["miou_mean"] is not None]
+    if pts:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        xs, ys = [r["gmacs"] for r in pts], [100 * r["miou_mean"] for r in pts]
+        ax.errorbar(xs, ys, yerr=[100 * (r["miou_std"] or 0) for r in pts], fmt="o", alpha=0.8, capsize=3)
+        for r, x, y in zip(pts, xs, ys):
+            ax.annotate(r["recipe"].split(" ")[0], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        front = pareto_front(list(zip(xs, ys)))
+        ax.plot([xs[i] for i in front], [ys[i] for i in front], "r--", lw=1, label="Pareto front")
+        ax.set_xscale("log")
+        ax.set_xlabel("GMACs per image (at the training crop)")
+        ax.set_ylabel("val mIoU (%)")
+        ax.legend()
+        fig.tight_layout()
+        written.append(out / "miou_vs_gmacs.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    deltas = [r for r in rows if r["delta_mean"] is not None and r["verdict"] != BASELINE]
+    if deltas:
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(deltas) + 1.5))
+        ys = range(len(deltas))
+        means = [100 * r["delta_mean"] for r in deltas]
+        lows = [100 * (r["delta_mean"] - r["delta_ci95"][0]) if r["delta_ci95"] else 0 for r in deltas]
+        highs = [100 * (r["delta_ci95"][1] - r["delta_mean"]) if r["delta_ci95"] else 0 for r in deltas]
+        colors = ["tab:green" if r["verdict"] == BETTER else "tab:red" if r["verdict"] == WORSE else "tab:gray" for r in deltas]
+        for y, m, lo, hi, c in zip(ys, means, lows, highs, colors):
+            ax.errorbar(m, y, xerr=[[lo], [hi]], fmt="o", color=c, capsize=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.invert_yaxis()  # the best recipe on top, as in the table
+        ax.set_yticks(list(ys), [r["recipe"] for r in deltas], fontsize=7)
+        ax.set_xlabel("paired Δ val mIoU vs baseline (points, 95% CI)")
+        fig.tight_layout()
+        written.append(out / "paired_delta.png")
+        fig.savefig(written[-1], dpi=120)
+        plt.close(fig)
+    return written
+
+
+def report(dirs: Sequence[str | Path], out: Optional[str | Path] = None, baseline: Optional[str] = None,
+           metric: str = "final", plots: bool = True) -> list[dict]:
+    """Compare, write every report file, and return the rows (what comparison.json holds)."""
+    if metric not in ("final", "best"):
+        raise ValueError(f"unknown metric '{metric}'; choose final or best")
+    rows = compare(group(load_runs(dirs)), baseline, metric)
+    out = Path(out if out is not None else dirs[0])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_csv(rows, out / "comparison.csv")
+    text = markdown(rows, metric) + per_class_markdown(rows)
+    (out / "comparison.md").write_text(text)
+    if plots:
+        plot(rows, out)
+    print(text)
+    print(f"written to {out}/comparison.{{md,csv,json}}" + (" and *.png" if plots else ""))
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m segkd.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", help="run or sweep dirs (searched for summary.json)")
+    parser.add_argument("--baseline", help="recipe name (or a unique part of it) every recipe is compared with")
+    parser.add_argument("--out", help="where to write the reports (default: the first dir)")
+    parser.add_argument("--metric", default="final", choices=("final", "best"),
+                        help="final val mIoU (default) or the best epoch's")
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        report(args.dirs, args.out, args.baseline, args.metric, plots=not args.no_plots)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""segkd.compare on a tree of summary.json files with known numbers: Δ, CI and verdicts by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from segkd import compare
+
+T_975_DF2 = 4.302652729749464  # Student's t, 97.5% quantile, 2 degrees of freedom (printed tables: 4.303)
+CLASSES = ("road", "car", "bicycle")
+
+
+def write_summary(root: Path, name: str, seed: int, miou: float, experiment: str, paradigm: str | None = None,
+                  overrides: tuple[str, ...] = (), teacher: float | None = None, bicycle: float | None = 0.1) -> None:
+    tags = [experiment] + ([f"paradigm:{paradigm}"] if paradigm else [])
+    summary = {
+        "experiment": experiment, "model": "student_mnv2", "dataset": "synthstreets", "tags": tags,
+        "overrides": [f"+experiment={experiment}", *overrides, f"seed={seed}", "trainer.enable_progress_bar=false"],
+        "seed": seed, "val": {"mIoU": miou, "pixel_acc": 0.9, "IoU": {"road": 0.9, "car": miou, "bicycle": bicycle}},
+        "best_val_mIoU": miou + 0.01, "complexity": {"params": 3_000_000, "gmacs": 0.125}, "epochs": 12,
+        "input_size": [64, 128],
+    }
+    if teacher is not None:
+        summary["teacher"] = {"mIoU": teacher}
+    path = root / name / f"s{seed}" / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    base = {1: 0.20, 2: 0.22, 3: 0.21}
+    for s, m in base.items():
+        write_summary(tmp_path, "scratch", s, m, "student")
+    for s, d in {1: 0.03, 2: 0.03, 3: 0.03}.items():
+        write_summary(tmp_path, "a", s, base[s] + d, "offline_kd", "logits", teacher=0.3)
+    for s, d in {1: 0.01, 2: -0.01, 3: 0.03}.items():
+        write_summary(tmp_path, "b", s, base[s] + d, "offline_kd", "cwd", teacher=0.3)
+    for s, d in {1: -0.02, 2: -0.03, 3: -0.025}.items():
+        write_summary(tmp_path, "c", s, base[s] + d, "offline_kd", "decoder", teacher=0.3, bicycle=None)
+    write_summary(tmp_path, "d", 1, base[1] + 0.05, "offline_kd", "pairwise")
+    write_summary(tmp_path, "d", 4, 0.5, "offline_kd", "pairwise")
+    # Only distillation settings may differ from the baseline; another decoder is another model.
+    write_summary(tmp_path, "e", 1, 0.3, "offline_kd", "logits", overrides=("distill_paradigm.terms.logits.weight=2",))
+    write_summary(tmp_path, "e2", 1, 0.3, "offline_kd", "logits", overrides=("model.decoder_channels=[8,8,8,8,8]",))
+    return tmp_path
+
+
+def by_paradigm(rows: list[dict]) -> dict:
+    return {(r["paradigm"], tuple(o for o in r["recipe"].split(" ")[1:])): r for r in rows}
+
+
+def test_paired_delta_ci_and_verdicts_match_hand_computation(tree):
+    rows = compare.report([tree], plots=True)
+    found = by_paradigm(rows)
+    scratch, a, b, c = found[(None, ())], found[("logits", ())], found[("cwd", ())], found[("decoder", ())]
+
+    assert scratch["verdict"] == "baseline" and scratch["n_seeds"] == 3
+    assert scratch["miou_mean"] == pytest.approx(0.21) and scratch["miou_std"] == pytest.approx(0.01)
+    assert a["baseline"] == scratch["recipe"]
+
+    assert a["delta_mean"] == pytest.approx(0.03) and a["delta_ci95"] == pytest.approx([0.03, 0.03])
+    assert a["verdict"] == "better" and a["teacher_miou"] == pytest.approx(0.3)
+
+    half = T_975_DF2 * 0.02 / math.sqrt(3)  # diffs 0.01, -0.01, 0.03: mean 0.01, sd 0.02
+    assert b["delta_mean"] == pytest.approx(0.01) and b["delta_std"] == pytest.approx(0.02)
+    assert b["delta_ci95"] == pytest.approx([0.01 - half, 0.01 + half])
+    assert b["verdict"] == "not distinguishable"
+
+    half = T_975_DF2 * 0.005 / math.sqrt(3)  # diffs -0.02, -0.03, -0.025
+    assert c["delta_ci95"] == pytest.approx([-0.025 - half, -0.025 + half]) and c["verdict"] == "worse"
+    assert c["per_class_delta"]["car"] == pytest.approx(-0.025) and c["per_class_delta"]["road"] == pytest.approx(0.0)
+    assert c["per_class_delta"]["bicycle"] is None, "a class with no IoU on one side has no Δ"
+
+    d = found[("pairwise", ())]
+    assert d["n_seeds"] == 2 and d["n_paired"] == 1 and d["unpaired_seeds"] == [4]
+    assert d["delta_mean"] == pytest.approx(0.05) and d["delta_ci95"] is None, "one pair gives no interval"
+    assert d["verdict"] == "not distinguishable"
+
+    e = found[("logits", ("distill_paradigm.terms.logits.weight=2",))]
+    assert e["baseline"] == scratch["recipe"] and e["delta_mean"] == pytest.approx(0.1)
+    e2 = found[("logits", ("model.decoder_channels=[8,8,8,8,8]",))]
+    assert e2["verdict"] == "no baseline" and e2["baseline"] is None
+
+    written = json.loads((tree / "comparison.json").read_text())
+    assert [r["recipe"] for r in written] == [r["recipe"] for r in rows]
+    assert {"recipe", "n_seeds", "miou_mean", "miou_std", "delta_mean", "delta_ci95", "verdict"} <= set(written[0])
+    assert (tree / "comparison.csv").read_text().count("\n") == len(rows) + 1
+    md = (tree / "comparison.md").read_text()
+    assert "seeds [4] have no baseline run" in md and "+3.00" in md
+    assert (tree / "miou_vs_gmacs.png").stat().st_size > 0 and (tree / "paired_delta.png").stat().st_size > 0
+
+
+def test_recipes_without_a_matching_baseline_are_reported(tmp_path):
+    write_summary(tmp_path, "scratch", 1, 0.2, "student", overrides=("dataset.prepare.num_train=600",))
+    write_summary(tmp_path, "kd", 1, 0.25, "offline_kd", "logits")
+    rows = compare.report([tmp_path], plots=False)
+    kd = next(r for r in rows if r["paradigm"] == "logits")
+    assert kd["verdict"] == "no baseline" and kd["baseline"] is None
+    assert "no scratch baseline" in (tmp_path / "comparison.md").read_text()
+
+
+def test_explicit_baseline_and_metric(tree):
+    rows = compare.report([tree], out=tree / "out", baseline="offline_kd/student_mnv2/cwd", metric="best", plots=False)
+    a = next(r for r in rows if r["recipe"] == "offline_kd/student_mnv2/logits")
+    assert a["baseline"] == "offline_kd/student_mnv2/cwd"
+    assert a["delta_mean"] == pytest.approx(0.02)  # best = final + 0.01 on both sides; 0.03 - mean(0.01, -0.01, 0.03)
+    with pytest.raises(ValueError, match="matches 0 recipes"):
+        compare.report([tree], baseline="nope", plots=False)
+
+
+def test_pareto_front():
+    # (cost, score): the second point is dominated by the first.
+    assert compare.pareto_front([(1, 10), (2, 9), (3, 12), (0.5, 5)]) == [3, 0, 2]
+
+
+def test_cli_errors_in_one_line(tmp_path, capsys):
+    assert compare.main([str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
