@@ -48,6 +48,7 @@ class SegmentationDataModule(L.LightningDataModule):
         prepare: Optional[Callable[[], object]] = None,
         stats_cache_dir: Optional[str] = None,
         seed: Optional[int] = None,
+        logit_cache: Optional[dict] = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -68,6 +69,9 @@ class SegmentationDataModule(L.LightningDataModule):
         self.stats_cache_dir = stats_cache_dir
         #: Seeds the training order and each sample's augmentation (see segkd.data.sampling).
         self.seed = resolve_seed(seed)
+        #: How offline KD stores a teacher's logits over this data (segkd.distill.teacher_cache):
+        #: full resolution suits small images; 1024x2048 ones need a stride and top-k.
+        self.logit_cache = dict(logit_cache or {"stride": 1, "top_k": None})
         self.train_set: Optional[SegmentationFolder] = None
         self.val_set: Optional[SegmentationFolder] = None
 
@@ -87,6 +91,10 @@ class SegmentationDataModule(L.LightningDataModule):
                 split=self.val_split, transform=eval_transform(self.val_size, self.mean, self.std)
             )
             self._check_classes(self.val_set)
+
+    def plain_train_set(self) -> SegmentationFolder:
+        """The train split without augmentation (normalised, padded to /32): what a teacher cache is built from."""
+        return self.dataset(split=self.train_split, transform=eval_transform(None, self.mean, self.std))
 
     def _check_classes(self, dataset: SegmentationFolder) -> None:
         if dataset.num_classes != self.num_classes:

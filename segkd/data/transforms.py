@@ -41,7 +41,8 @@ def train_transform(
             A.PadIfNeeded(height, width, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE_INDEX),
             A.RandomCrop(height, width),
             A.HorizontalFlip(p=0.5),
-            A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=jitter / 6, p=0.8),
+            *([A.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=jitter / 6, p=0.8)]
+              if jitter > 0 else []),
             A.Normalize(mean=mean, std=std),
             ToTensorV2(),
         ],

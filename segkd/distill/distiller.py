@@ -129,6 +129,11 @@ class Distiller(nn.Module):
                 net.train(was_training)
         return shapes
 
+    def terms_reading_teacher_features(self) -> list[str]:
+        """Terms that need the teacher's intermediate features (not just its logits)."""
+        return [name for name, inputs in self.inputs.items()
+                if any(parse_source(src)[0] == "teacher" and parse_source(src)[1] != "logits" for src in inputs.values())]
+
     def record(self) -> ExitStack:
         """Context manager around both forward passes of a step: clears, then fills, the feature buffers."""
         stack = ExitStack()

@@ -11,6 +11,7 @@ from torch import Tensor
 from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import load_teacher
+from segkd.distill.teacher_cache import TeacherLogitCache, bytes_per_image, open_or_build
 from segkd.metrics import NetScores
 from segkd.systems.optim import batches_seen
 from segkd.systems.supervised import SegmentationSystem
@@ -23,6 +24,11 @@ class DistillationSystem(SegmentationSystem):
     DDP never wraps it, and Lightning's train/eval switching never reaches it, so it stays in eval
     mode (BatchNorm statistics untouched) for the whole run. ``_apply`` carries it along on device
     and dtype moves. It is scored once on val (``teacher/val/*``).
+
+    With ``teacher.cache.enabled`` the teacher's logits over the train split are computed once
+    (segkd.distill.teacher_cache) and each batch carries its own, warped to its augmentation, so
+    training steps run no teacher. Only the logits are cached: terms that read teacher features
+    need the live teacher, and asking for both is refused when the system is built.
     """
 
     def __init__(
@@ -43,7 +49,17 @@ class DistillationSystem(SegmentationSystem):
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
         teacher_net, _ = load_teacher(teacher.get("checkpoint"), teacher.get("net"))
         self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
+        self.teacher_checkpoint = teacher.get("checkpoint")
         self.distiller = Distiller(distill.get("terms") or {}, self.net, teacher_net, probe_size)
+        self.cache_options = dict(teacher.get("cache") or {})
+        if self.cache_options.get("enabled"):
+            feature_terms = self.distiller.terms_reading_teacher_features()
+            if feature_terms:
+                raise ValueError(
+                    f"the teacher cache holds logits only, but distillation terms {feature_terms} read teacher "
+                    "features, which need the live teacher; set teacher_cache=false for this paradigm"
+                )
+        self.teacher_cache_info: Optional[dict] = None
         self.schedule = instantiate(schedule)
         self.teacher_scores_of = NetScores(class_names, ignore_index)
         self.teacher_scores: Optional[dict] = None
@@ -58,13 +74,50 @@ class DistillationSystem(SegmentationSystem):
         self.teacher.eval()
         return self
 
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self.cache_options.get("enabled"):
+            self._attach_teacher_cache()
+
+    def _attach_teacher_cache(self) -> None:
+        """Open (or, on rank 0, build) the cache and let the train set add each sample's teacher logits."""
+        datamodule, strategy = self.trainer.datamodule, self.trainer.strategy
+        datamodule.setup("fit")
+        options = self.cache_options
+        kwargs = dict(
+            teacher_checkpoint=self.teacher_checkpoint, dataset=datamodule.plain_train_set(),
+            num_classes=len(self.hparams.class_names), cache_dir=options["dir"], path=options.get("path"),
+            stride=int(options.get("stride") or 1), top_k=options.get("top_k"), flip=bool(options.get("flip", True)),
+            batch_size=int(options.get("batch_size") or 8), num_workers=datamodule.num_workers,
+            device=strategy.root_device,
+        )
+        self.teacher.to(strategy.root_device)
+        cache = open_or_build(self.teacher, build=True, **kwargs) if self.trainer.is_global_zero else None
+        strategy.barrier("teacher_cache")  # the other ranks open what rank 0 built
+        if cache is None:
+            cache = open_or_build(self.teacher, build=False, **kwargs)
+        train_set = datamodule.train_set
+        train_set.extras = [e for e in train_set.extras if not isinstance(e, TeacherLogitCache)] + [cache]
+        meta = cache.meta
+        self.teacher_cache_info = {
+            "path": str(cache.path), "images": meta["num_images"], "bytes": meta["bytes"],
+            "mb_per_image": meta["bytes"] / max(1, meta["num_images"]) / 1e6,
+            "stored_size": meta["stored_size"], "stride": meta["stride"], "top_k": meta["top_k"], "flip": meta["flip"],
+            "build_time_s": meta["build_time_s"],
+            "mb_per_image_at_1024x2048": bytes_per_image((1024, 2048), meta["num_classes"], meta["stride"],
+                                                         meta["top_k"], meta["flip"]) / 1e6,
+        }
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         images, target = batch["image"], batch["mask"]
         phase = self.schedule(batches_seen(self.trainer, batch_idx), self.current_epoch)
         with self.distiller.record():
             logits = self.net(images)
-            with torch.no_grad():
-                teacher_logits = self.teacher(images)
+            if "teacher_logits" in batch:  # replayed from the teacher cache
+                teacher_logits = batch["teacher_logits"].float()
+            else:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(images)
             terms = self.distiller(logits, teacher_logits, target)
         supervised = self.criterion(logits, target)
         distill = sum((self.distiller.weights[n] * v for n, v in terms.items()), torch.zeros((), device=self.device))
@@ -91,4 +144,4 @@ class DistillationSystem(SegmentationSystem):
             self.log_dict(NetScores.loggable(self.teacher_scores, "teacher/val"))
 
     def run_scores(self) -> dict:
-        return {**super().run_scores(), "teacher": self.teacher_scores}
+        return {**super().run_scores(), "teacher": self.teacher_scores, "teacher_cache": self.teacher_cache_info}

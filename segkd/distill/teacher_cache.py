@@ -1,0 +1,334 @@
+"""Teacher-output caching: run the frozen teacher over the train split once, then replay its logits.
+
+Offline KD with a live teacher pays a teacher forward pass at every step (on a 2-core CPU that is
+as much as the whole student step). The teacher is frozen, so its output on an image never changes;
+only the augmentation does. The cache therefore stores the teacher's logits on each *whole,
+unaugmented* image (and on its mirror image, since a CNN is not exactly flip-equivariant), and each
+training sample gets them warped by the geometry its own augmentation applied (scale, pad, crop,
+flip; see :func:`segkd.data.transforms.geometry`). Photometric augmentation stays on the student's
+input alone. The cache stores logits, not probabilities, so the temperature stays a free choice.
+
+Layout (chosen so a 1024x2048 Cityscapes image stays practical): fp16, optionally at 1/``stride``
+of the image resolution (logits are smooth; replay upsamples bilinearly), and optionally only the
+``top_k`` largest logits per pixel with their class ids plus one value for the rest, the
+log-mean-exp of the other logits, so that the softmax mass of the rest is exact at T = 1.
+
+The cache is keyed by a hash of the teacher checkpoint's bytes, the dataset's files and the layout;
+it is written to a temporary directory and renamed into place, with ``meta.json`` last, so a
+crashed build never looks finished. A cache given explicitly that does not match is refused with
+the list of differences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+META = "meta.json"
+
+
+class TeacherCacheError(ValueError):
+    """A teacher-logit cache that cannot be used: missing, incomplete, or built for something else."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dataset_fingerprint(dataset: Any) -> str:
+    """The split's files (path under the root, size, mtime): a changed or regenerated image changes it."""
+    digest = hashlib.sha1()
+    root = Path(dataset.root)
+    for image, label in dataset.samples:
+        for path in (image, label):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def stored_size(image_size: Sequence[int], stride: int) -> tuple[int, int]:
+    return math.ceil(image_size[0] / stride), math.ceil(image_size[1] / stride)
+
+
+def bytes_per_image(image_size: Sequence[int], num_classes: int, stride: int = 1, top_k: Optional[int] = None,
+                    flip: bool = True) -> int:
+    """Disk bytes of one image's cached logits in a given layout (fp16 values, uint8 class ids)."""
+    h, w = stored_size(image_size, stride)
+    per_pixel = 2 * num_classes if top_k is None else top_k * (2 + 1) + 2
+    return (2 if flip else 1) * h * w * per_pixel
+
+
+def compress(logits: Tensor, top_k: Optional[int]) -> dict[str, Tensor]:
+    """(N, C, H, W) logits -> what the layout stores: all of them, or top-k + ids + log-mean-exp of the rest."""
+    if top_k is None or top_k >= logits.shape[1]:
+        return {"values": logits.half()}
+    values, ids = logits.topk(top_k, dim=1)
+    rest = logits.scatter(1, ids, float("-inf"))
+    rest = torch.logsumexp(rest, dim=1) - math.log(logits.shape[1] - top_k)
+    return {"values": values.half(), "ids": ids.to(torch.uint8), "rest": rest.half()}
+
+
+def expand(values: Tensor, ids: Optional[Tensor], rest: Optional[Tensor], num_classes: int) -> Tensor:
+    """The inverse of :func:`compress` for one view: (K, H, W) -> dense (C, H, W) float32 logits."""
+    values = values.float()
+    if ids is None:
+        return values
+    dense = rest.float().unsqueeze(0).expand(num_classes, *rest.shape).clone()
+    return dense.scatter_(0, ids.long(), values)
+
+
+def replay(logits: Tensor, geometry: Sequence[int], image_size: Sequence[int]) -> Tensor:
+    """Warp a view's (C, Hc, Wc) logits of the whole image into one augmented sample's crop.
+
+    ``geometry`` is scale -> pad -> crop -> flip as recorded by the data pipeline; ``logits`` is the
+    view of the right orientation (the mirrored image's for a flipped sample). The crop box is
+    mapped back into the stored map's coordinates and sampled bilinearly with half-pixel centres
+    (roi_align with ``aligned=True``), i.e. exactly what resizing then cropping would give, without
+    resizing the whole map. Pixels that fall in the padding get 0 (their labels are ignored).
+    """
+    from torchvision.ops import roi_align
+
+    sh, sw, pt, pb, pl, pr, x0, y0, x1, y1, flip = (int(g) for g in geometry)
+    hc, wc = logits.shape[-2:]
+    if flip:  # the mirrored view: the crop's columns mirror inside the padded, scaled image
+        x0, x1 = sw + pl + pr - x1, sw + pl + pr - x0
+        pl = pr
+    ry, rx = hc / sh, wc / sw
+    box = torch.tensor([[0.0, (x0 - pl) * rx, (y0 - pt) * ry, (x1 - pl) * rx, (y1 - pt) * ry]], dtype=logits.dtype)
+    out = roi_align(logits.unsqueeze(0), box, output_size=(y1 - y0, x1 - x0), spatial_scale=1.0,
+                    sampling_ratio=1, aligned=True)[0]
+    # roi_align extrapolates up to one pixel beyond the border; the augmentation padded there instead.
+    ys = torch.arange(y0, y1, dtype=torch.float32) - pt + 0.5
+    xs = torch.arange(x0, x1, dtype=torch.float32) - pl + 0.5
+    inside = ((ys > 0) & (ys < sh))[:, None] & ((xs > 0) & (xs < sw))[None, :]
+    return out * inside
+
+
+class TeacherLogitCache:
+    """A built cache on disk, read lazily (memory-mapped) in whichever process reads samples."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        meta_file = self.path / META
+        if not meta_file.is_file():
+            raise TeacherCacheError(
+                f"teacher-logit cache {self.path} is missing or incomplete (no {META}); delete the folder "
+                "and run again to rebuild it"
+            )
+        self.meta = json.loads(meta_file.read_text())
+        self._arrays: Optional[dict[str, np.ndarray]] = None
+        self._check_files()
+
+    def _check_files(self) -> None:
+        for name, shape in self.meta["arrays"].items():
+            try:
+                array = np.load(self.path / f"{name}.npy", mmap_mode="r")
+            except (OSError, ValueError) as err:
+                raise TeacherCacheError(
+                    f"teacher-logit cache {self.path}: {name}.npy cannot be read ({err}); delete the folder to rebuild it"
+                ) from None
+            if list(array.shape) != list(shape):
+                raise TeacherCacheError(
+                    f"teacher-logit cache {self.path}: {name}.npy has shape {list(array.shape)}, meta.json says {shape}; "
+                    "delete the folder to rebuild it"
+                )
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers get the path, not a copy of the arrays; each opens its own memory map.
+        return {**self.__dict__, "_arrays": None}
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in self.meta["arrays"]}
+        return self._arrays
+
+    def __len__(self) -> int:
+        return self.meta["num_images"]
+
+    def view(self, index: int, flipped: bool = False) -> Tensor:
+        """Dense (C, Hc, Wc) float32 logits of image ``index`` (of its mirror image when ``flipped``)."""
+        v = 1 if flipped and self.meta["flip"] else 0
+        a = self.arrays
+        part = {name: torch.from_numpy(np.ascontiguousarray(a[name][index, v])) for name in a}
+        logits = expand(part["values"], part.get("ids"), part.get("rest"), self.meta["num_classes"])
+        if flipped and not self.meta["flip"]:  # no mirrored view stored: mirror the logits (approximation)
+            logits = logits.flip(-1)
+        return logits
+
+    def __call__(self, sample: dict) -> dict:
+        """A dataset extra: the teacher's logits for this sample's augmented view."""
+        geometry = sample["geometry"].tolist()
+        logits = self.view(sample["index"], flipped=bool(geometry[-1]))
+        return {"teacher_logits": replay(logits, geometry, self.meta["image_size"])}
+
+    def check(self, expected: Mapping[str, Any]) -> None:
+        """Refuse a cache built for another teacher, dataset or layout, naming each difference."""
+        diff = [f"{k}: cache has {self.meta.get(k)!r}, this run needs {v!r}" for k, v in expected.items()
+                if self.meta.get(k) != v]
+        if diff:
+            raise TeacherCacheError(
+                f"teacher-logit cache {self.path} does not match this run ({'; '.join(diff)}); point "
+                "system.teacher.cache.path at the right cache, or drop it to build one for this teacher"
+            )
+
+
+def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int, stride: int,
+                  top_k: Optional[int], flip: bool, mean: Sequence[float], std: Sequence[float]) -> dict:
+    """Everything a cache's content depends on; its hash names the cache folder."""
+    return {
+        "version": CACHE_VERSION,
+        "teacher_sha256": file_sha256(teacher_checkpoint),
+        "dataset": type(dataset).__name__,
+        "split": dataset.split,
+        "num_images": len(dataset),
+        "files": dataset_fingerprint(dataset),
+        "num_classes": num_classes,
+        "stride": stride,
+        "top_k": top_k,
+        "flip": flip,
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+    }
+
+
+def cache_key(meta: Mapping[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Mapping[str, Any],
+                batch_size: int = 8, num_workers: int = 0, device: torch.device | str = "cpu") -> TeacherLogitCache:
+    """Run ``teacher`` over ``dataset`` (untransformed images, normalised and padded to /32 by its
+    eval transform) and write the cache atomically to ``path``."""
+    from rich.progress import Progress
+
+    path = Path(path)
+    stride, top_k, flip, c = meta["stride"], meta["top_k"], meta["flip"], meta["num_classes"]
+    views = 2 if flip else 1
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    arrays: dict[str, np.ndarray] = {}
+    image_size = None
+    start = time.perf_counter()
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"teacher logits -> {path.name}", total=len(dataset))
+            done = 0
+            for batch in loader:
+                index = batch["index"]
+                size = tuple(int(s) for s in _unpadded_size(dataset, int(index[0])))
+                if image_size is None:
+                    image_size = size
+                    hc, wc = stored_size(size, stride)
+                    k = c if top_k is None or top_k >= c else top_k
+                    shapes = {"values": (len(dataset), views, k, hc, wc)}
+                    if k < c:
+                        shapes.update(ids=(len(dataset), views, k, hc, wc), rest=(len(dataset), views, hc, wc))
+                    dtypes = {"values": np.float16, "ids": np.uint8, "rest": np.float16}
+                    arrays = {n: np.lib.format.open_memmap(tmp / f"{n}.npy", mode="w+", dtype=dtypes[n], shape=s)
+                              for n, s in shapes.items()}
+                elif size != image_size:
+                    raise TeacherCacheError(
+                        f"the teacher cache needs images of one size; {dataset.samples[int(index[0])][0]} is {size}, "
+                        f"the first image was {image_size}"
+                    )
+                images = batch["image"].to(device)
+                for v in range(views):
+                    x = images.flip(-1) if v == 1 else images
+                    logits = teacher(x)[..., : image_size[0], : image_size[1]].float()
+                    if stride > 1:
+                        logits = F.adaptive_avg_pool2d(logits, stored_size(image_size, stride))
+                    for name, value in compress(logits, top_k).items():
+                        arrays[name][index.numpy(), v] = value.cpu().numpy()
+                done += len(index)
+                progress.update(task, completed=done)
+        for array in arrays.values():
+            array.flush()
+        meta = {**meta, "image_size": list(image_size), "stored_size": list(stored_size(image_size, stride)),
+                "arrays": {n: list(a.shape) for n, a in arrays.items()},
+                "bytes": int(sum(a.nbytes for a in arrays.values())), "build_time_s": time.perf_counter() - start}
+        arrays.clear()
+        _write_synced(tmp / META, json.dumps(meta, indent=2))
+        try:
+            os.rename(tmp, path)
+        except OSError:  # another process finished the same cache first: theirs is as good as ours
+            if not (path / META).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        teacher.train(was_training)
+    log.info("teacher-logit cache for %d images built in %.0f s: %s (%.2f MB per image)",
+             meta["num_images"], meta["build_time_s"], path, meta["bytes"] / max(1, meta["num_images"]) / 1e6)
+    return TeacherLogitCache(path)
+
+
+def _unpadded_size(dataset: Any, index: int) -> tuple[int, int]:
+    """The image's own size (the eval transform pads it to a multiple of 32)."""
+    return dataset.load_mask(index).shape[:2]
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def open_or_build(teacher: nn.Module, teacher_checkpoint: str | Path, dataset: Any, num_classes: int,
+                  cache_dir: str | Path, path: Optional[str | Path] = None, stride: int = 1,
+                  top_k: Optional[int] = None, flip: bool = True, batch_size: int = 8, num_workers: int = 0,
+                  device: torch.device | str = "cpu", build: bool = True) -> TeacherLogitCache:
+    """The cache for this teacher and split: the given ``path`` (checked), else the keyed one under
+    ``cache_dir``, built first if it does not exist (only when ``build``; other ranks wait and open)."""
+    mean, std = _normalisation(dataset)
+    meta = expected_meta(teacher_checkpoint, dataset, num_classes, stride, top_k, flip, mean, std)
+    if path is not None:
+        cache = TeacherLogitCache(path)
+        cache.check(meta)
+        return cache
+    target = Path(cache_dir) / f"{type(dataset).__name__.lower()}-{dataset.split}-{cache_key(meta)}"
+    if (target / META).is_file():
+        cache = TeacherLogitCache(target)
+        log.info("teacher-logit cache: reusing %s", target)
+        return cache
+    if not build:
+        raise TeacherCacheError(f"teacher-logit cache {target} was not built; rank 0 builds it first")
+    log.info("teacher-logit cache: building %s for %d %s images (once per teacher and split)",
+             target, len(dataset), dataset.split)
+    return build_cache(teacher, dataset, target, meta, batch_size, num_workers, device)
+
+
+def _normalisation(dataset: Any) -> tuple[list[float], list[float]]:
+    """The mean/std of the dataset's Normalize step: the teacher must see what the student sees."""
+    for t in getattr(dataset.transform, "transforms", []):
+        if type(t).__name__ == "Normalize":
+            return list(np.atleast_1d(t.mean).tolist()), list(np.atleast_1d(t.std).tolist())
+    raise TeacherCacheError("the dataset used to build the teacher cache has no Normalize step")

@@ -1,0 +1,120 @@
+"""Teacher-logit cache: replayed logits equal the live teacher's, the geometry maths, layouts, errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from segkd.data.sampling import sample_seed
+from segkd.distill.teacher import load_teacher
+from segkd.distill.teacher_cache import (
+    TeacherCacheError, TeacherLogitCache, bytes_per_image, compress, expand, open_or_build, replay,
+)
+from segkd.train import train
+
+
+def reference_view(full: torch.Tensor, geometry: list[int]) -> torch.Tensor:
+    """Resize the whole map to the scaled size, pad, crop, flip: the augmentation, done the long way."""
+    sh, sw, pt, pb, pl, pr, x0, y0, x1, y1, flip = geometry
+    scaled = F.interpolate(full[None], size=(sh, sw), mode="bilinear", align_corners=False)[0]
+    padded = F.pad(scaled, (pl, pr, pt, pb))
+    crop = padded[:, y0:y1, x0:x1]
+    return crop.flip(-1) if flip else crop
+
+
+@pytest.mark.parametrize("flip", [0, 1])
+@pytest.mark.parametrize("seed", range(4))
+def test_replay_equals_resize_pad_crop_flip(seed, flip):
+    rng = np.random.default_rng(seed)
+    h, w = 24, 40
+    full = torch.randn(5, h, w)
+    sh, sw = int(rng.integers(10, 60)), int(rng.integers(16, 90))
+    pt, pb, pl, pr = (int(v) for v in rng.integers(0, 6, 4))
+    ch, cw = int(rng.integers(4, sh + pt + pb)), int(rng.integers(4, sw + pl + pr))
+    y0, x0 = int(rng.integers(0, sh + pt + pb - ch + 1)), int(rng.integers(0, sw + pl + pr - cw + 1))
+    geometry = [sh, sw, pt, pb, pl, pr, x0, y0, x0 + cw, y0 + ch, flip]
+    view = full.flip(-1) if flip else full  # the cache stores the mirror image's map for flipped samples
+    torch.testing.assert_close(replay(view, geometry, (h, w)), reference_view(full, geometry), atol=1e-4, rtol=1e-4)
+
+
+def test_top_k_keeps_the_top_classes_and_the_mass_of_the_rest():
+    logits = torch.randn(2, 19, 6, 8) * 3
+    stored = compress(logits, top_k=4)
+    assert stored["values"].dtype == torch.float16 and stored["ids"].dtype == torch.uint8
+    dense = torch.stack([expand(stored["values"][i], stored["ids"][i], stored["rest"][i], 19) for i in range(2)])
+    p, q = logits.softmax(1), dense.softmax(1)
+    top = logits.topk(4, dim=1).indices
+    torch.testing.assert_close(q.gather(1, top), p.gather(1, top), atol=3e-3, rtol=3e-3)
+    rest = 1 - p.gather(1, top).sum(1)
+    torch.testing.assert_close(1 - q.gather(1, top).sum(1), rest, atol=3e-3, rtol=3e-3)
+    assert torch.equal(expand(compress(logits, None)["values"][0], None, None, 19), logits[0].half().float())
+    assert bytes_per_image((1024, 2048), 19, stride=4, top_k=5) == 2 * 256 * 512 * (5 * 3 + 2)
+
+
+@pytest.fixture
+def whole_image_datamodule(make_cfg):
+    """Crops of the whole image at scale 1 with no colour jitter: the cached and live views coincide."""
+    cfg = make_cfg("dataset.crop_size=[64,128]", "dataset.scale_range=[1.0,1.0]", "dataset.jitter=0")
+    datamodule = instantiate(cfg.dataset)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return cfg, datamodule
+
+
+def test_replayed_cache_equals_the_live_teacher_on_the_same_view(whole_image_datamodule, teacher_ckpt, tmp_path):
+    cfg, datamodule = whole_image_datamodule
+    teacher, _ = load_teacher(teacher_ckpt)
+    cache = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits", batch_size=4)
+    assert cache.meta["stored_size"] == [64, 128] and cache.meta["arrays"]["values"][:3] == [16, 2, 19]
+    train_set = datamodule.train_set
+    train_set.extras.append(cache)
+    flips = set()
+    for index in range(6):
+        sample = train_set[(index, sample_seed(0, 0, index))]
+        flips.add(int(sample["geometry"][-1]))
+        with torch.no_grad():
+            live = teacher(sample["image"][None])[0]
+        assert sample["teacher_logits"].shape == live.shape
+        torch.testing.assert_close(sample["teacher_logits"], live, atol=2e-3 * live.abs().max().item(), rtol=0)
+    assert flips == {0, 1}, "both orientations were checked"
+
+    # The same cache is found again by its key; another teacher's bytes make it refuse.
+    again = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits")
+    assert again.path == cache.path
+    other = tmp_path / "other.ckpt"
+    other.write_bytes(teacher_ckpt.read_bytes() + b"\0")
+    with pytest.raises(TeacherCacheError, match="does not match this run.*teacher_sha256"):
+        open_or_build(teacher, other, datamodule.plain_train_set(), 19, tmp_path / "logits", path=cache.path)
+    with pytest.raises(TeacherCacheError, match="top_k"):
+        open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "x", path=cache.path, top_k=3)
+
+    # A cache whose build never finished, or whose arrays were cut short, says so.
+    broken = tmp_path / "broken"
+    shutil.copytree(cache.path, broken)
+    (broken / "values.npy").write_bytes((broken / "values.npy").read_bytes()[:1000])
+    with pytest.raises(TeacherCacheError, match="values.npy cannot be read.*delete the folder"):
+        TeacherLogitCache(broken)
+    (broken / "meta.json").unlink()
+    with pytest.raises(TeacherCacheError, match="missing or incomplete"):
+        TeacherLogitCache(broken)
+
+
+def test_cached_teacher_refuses_feature_terms(make_cfg, teacher_ckpt):
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "teacher_cache=true",
+                   "distill_paradigm=decoder")
+    with pytest.raises(ValueError, match=r"holds logits only.*\['dec1', 'dec2', 'dec3'\].*teacher_cache=false"):
+        train(cfg)
+
+
+def test_offline_kd_trains_from_the_cache(make_cfg, teacher_ckpt, tmp_path):
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "teacher_cache=true",
+                   "distill_paradigm=cwd", "+trainer.limit_train_batches=2")
+    summary = train(cfg)
+    info = summary["teacher_cache"]
+    assert info["images"] == 16 and info["mb_per_image"] > 0 and info["stored_size"] == [64, 128]
+    assert summary["global_step"] == 2 and summary["val"]["mIoU"] >= 0
