@@ -11,6 +11,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 #: The config folder shipped with the repository (conf/ beside the package).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
+# ${basename:/a/b/c} -> c: names a cache folder after the data it belongs to (conf/train.yaml).
+OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)
+
 
 def to_plain(value: Any) -> Any:
     """Resolve a DictConfig/ListConfig into plain dicts and lists.

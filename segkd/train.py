@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from segkd.callbacks import EpochTimer
+from segkd.callbacks import EpochTimer, GradientBalance
 from segkd.config import build, to_plain
 from segkd.models import measure_complexity
 from segkd.summary import print_summary, write_summary
@@ -102,6 +102,7 @@ def train(cfg: DictConfig) -> dict:
 
     checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
     timer = next((cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)), None)
+    balance = next((cb for cb in trainer.callbacks if isinstance(cb, GradientBalance)), None)
     best = checkpoint.best_model_score if checkpoint is not None else None
     summary = {
         "experiment": cfg.get("task_name"),
@@ -118,6 +119,7 @@ def train(cfg: DictConfig) -> dict:
         "global_step": trainer.global_step,
         "wall_time_s": wall_time,
         "timing": timer.summary() if timer is not None else {},
+        "grad_ratio": balance.summary() if balance is not None else {},
         "best_checkpoint": checkpoint.best_model_path if checkpoint is not None else None,
         "last_checkpoint": checkpoint.last_model_path if checkpoint is not None else None,
         "output_dir": str(output_dir),

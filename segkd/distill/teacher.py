@@ -16,28 +16,42 @@ HOW_TO_TRAIN = (
 )
 
 
+def how_to_train(train_command: Optional[str]) -> str:
+    if not train_command:
+        return HOW_TO_TRAIN
+    return f"train it once with `{train_command}`, or pass teacher_ckpt=<run>/checkpoints/last.ckpt"
+
+
 def _normalise(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def load_teacher(checkpoint: Optional[str | Path], net: Optional[Mapping[str, Any]] = None) -> tuple[nn.Module, dict]:
+def load_teacher(
+    checkpoint: Optional[str | Path], net: Optional[Mapping[str, Any]] = None, train_command: Optional[str] = None
+) -> tuple[nn.Module, dict]:
     """The teacher net (eval mode, no gradients) and its spec, from ``checkpoint``.
 
     ``net`` is the teacher the config expects; every argument it names must equal the checkpoint's,
     otherwise the error lists each mismatch. With ``net=None`` the checkpoint's own spec is used.
+    ``train_command`` is the one command that makes the expected checkpoint (the reference
+    teacher's), named when it is missing.
     """
+    hint = how_to_train(train_command)
     if not checkpoint:
-        raise ValueError(f"offline KD needs a teacher checkpoint: {HOW_TO_TRAIN}")
+        raise ValueError(f"offline KD needs a teacher checkpoint: {hint}")
     path = Path(checkpoint).expanduser()
+    if path.is_dir():
+        raise ValueError(f"teacher checkpoint {path} is a directory; point teacher_ckpt at a .ckpt file inside it "
+                         "(e.g. <run>/checkpoints/last.ckpt)")
     if not path.is_file():
-        raise FileNotFoundError(f"teacher checkpoint {path} does not exist; {HOW_TO_TRAIN}")
+        raise FileNotFoundError(f"teacher checkpoint {path} does not exist; {hint}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file
-        raise ValueError(f"teacher checkpoint {path} cannot be read ({type(err).__name__}: {err}); {HOW_TO_TRAIN}") from err
+        raise ValueError(f"teacher checkpoint {path} cannot be read ({type(err).__name__}: {err}); {hint}") from err
     saved = (ckpt.get("hyper_parameters") or {}).get("net")
     if not isinstance(saved, Mapping) or "state_dict" not in ckpt:
-        raise ValueError(f"teacher checkpoint {path} is not a segkd checkpoint (no net spec inside); {HOW_TO_TRAIN}")
+        raise ValueError(f"teacher checkpoint {path} is not a segkd checkpoint (no net spec inside); {hint}")
     if net is not None:
         mismatch = [
             f"{key}: checkpoint has {saved.get(key)!r}, config says {value!r}"

@@ -47,7 +47,7 @@ class DistillationSystem(SegmentationSystem):
         teacher, distill, schedule = (to_plain(x) for x in (teacher, distill, schedule))
         probe_size = list(probe_size)
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
-        teacher_net, _ = load_teacher(teacher.get("checkpoint"), teacher.get("net"))
+        teacher_net, _ = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"))
         self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.teacher_checkpoint = teacher.get("checkpoint")
         self.distiller = Distiller(distill.get("terms") or {}, self.net, teacher_net, probe_size)
@@ -120,7 +120,10 @@ class DistillationSystem(SegmentationSystem):
                     teacher_logits = self.teacher(images)
             terms = self.distiller(logits, teacher_logits, target)
         supervised = self.criterion(logits, target)
-        distill = sum((self.distiller.weights[n] * v for n, v in terms.items()), torch.zeros((), device=self.device))
+        weighted = {n: self.distiller.weights[n] * v for n, v in terms.items()}
+        #: Read by segkd.callbacks.GradientBalance before the backward pass.
+        self.loss_terms = {"supervised": supervised, **weighted}
+        distill = sum(weighted.values(), torch.zeros((), device=self.device))
         loss = phase.supervised * supervised + phase.distill * distill
         n = len(images)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
