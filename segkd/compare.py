@@ -39,6 +39,7 @@ NOT_RECIPE_PREFIXES = ("hydra.", "paths.", "logger.", "callbacks.", "trainer.ena
 DISTILL_ONLY_PREFIXES = ("distill_paradigm.", "loss_schedule.", "system.teacher", "system.distill", "system.schedule",
                          "system.kd", "system.peers", "model@system.", "distill_loss@", "teacher_")
 BETTER, WORSE, SAME, BASELINE, NO_BASELINE = "better", "worse", "not distinguishable", "baseline", "no baseline"
+TEACHER = "teacher"  # a teacher's own runs: listed for reference, compared with nothing
 
 
 def _tag(tags: Sequence[str], prefix: str) -> Optional[str]:
@@ -78,6 +79,7 @@ def recipe_fields(summary: dict) -> dict[str, Any]:
         "dataset": summary.get("dataset"),
         "paradigm": _tag(tags, "paradigm"),
         "schedule": _tag(tags, "schedule"),
+        "teacher": "teacher" in tags,
         "epochs": summary.get("epochs"),
         "input_size": summary.get("input_size"),
         "overrides": extra,
@@ -173,6 +175,8 @@ def find_baseline(recipe: Recipe, recipes: Sequence[Recipe], chosen: Optional[st
             names = [r.name for r in matches] or [r.name for r in recipes]
             raise ValueError(f"--baseline '{chosen}' matches {len(matches)} recipes; choose one of {names}")
         return matches[0]
+    if recipe.fields.get("teacher"):
+        return None
     candidates = [r for r in recipes if is_scratch(r.fields) and can_be_baseline_of(r.fields, recipe.fields)]
     if not candidates:
         return None
@@ -208,7 +212,9 @@ def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: s
             "n_paired": 0, "unpaired_seeds": [], "delta_mean": None, "delta_std": None,
             "delta_ci95": None, "verdict": NO_BASELINE, "per_class_delta": {},
         }
-        if base is recipe:
+        if recipe.fields.get("teacher"):
+            row.update(verdict=TEACHER, baseline=None)
+        elif base is recipe:
             row.update(verdict=BASELINE, n_paired=len(scores), delta_mean=0.0)
         elif base is not None:
             base_scores = {s: r.miou(metric) for s, r in base.runs.items() if r.miou(metric) is not None}
@@ -226,8 +232,8 @@ def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: s
                     per_class_delta=_per_class_delta(recipe, base, paired),
                 )
         rows.append(row)
-    order = {BASELINE: 0}
-    return sorted(rows, key=lambda r: (order.get(r["verdict"], 1), -(r["delta_mean"] if r["delta_mean"] is not None else -1e9),
+    order = {TEACHER: 0, BASELINE: 1}
+    return sorted(rows, key=lambda r: (order.get(r["verdict"], 2), -(r["delta_mean"] if r["delta_mean"] is not None else -1e9),
                                        -(r["miou_mean"] or 0)))
 
 
@@ -335,7 +341,7 @@ def plot(rows: Sequence[dict], out: Path) -> list[Path]:
         written.append(out / "miou_vs_gmacs.png")
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
-    deltas = [r for r in rows if r["delta_mean"] is not None and r["verdict"] != BASELINE]
+    deltas = [r for r in rows if r["delta_mean"] is not None and r["verdict"] not in (BASELINE, TEACHER)]
     if deltas:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(deltas) + 1.5))
         ys = range(len(deltas))

@@ -47,6 +47,7 @@ def tree(tmp_path) -> Path:
     # Only distillation settings may differ from the baseline; another decoder is another model.
     write_summary(tmp_path, "e", 1, 0.3, "offline_kd", "logits", overrides=("distill_paradigm.terms.logits.weight=2",))
     write_summary(tmp_path, "e2", 1, 0.3, "offline_kd", "logits", overrides=("model.decoder_channels=[8,8,8,8,8]",))
+    write_summary(tmp_path, "teacher", 42, 0.35, "teacher")
     return tmp_path
 
 
@@ -85,6 +86,9 @@ def test_paired_delta_ci_and_verdicts_match_hand_computation(tree):
     assert e["baseline"] == scratch["recipe"] and e["delta_mean"] == pytest.approx(0.1)
     e2 = found[("logits", ("model.decoder_channels=[8,8,8,8,8]",))]
     assert e2["verdict"] == "no baseline" and e2["baseline"] is None
+
+    teacher = next(r for r in rows if r["experiment"] == "teacher")
+    assert teacher["verdict"] == "teacher" and teacher["baseline"] is None and rows[0] is teacher
 
     written = json.loads((tree / "comparison.json").read_text())
     assert [r["recipe"] for r in written] == [r["recipe"] for r in rows]

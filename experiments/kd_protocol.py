@@ -1,0 +1,137 @@
+"""segkd's results protocol: does distillation help? One command, resumable, any Cityscapes-layout data.
+
+    .venv/bin/python experiments/kd_protocol.py [--seeds 1,2,3] [--jobs 2] [--out outputs/kd_protocol]
+        [--only scratch,logits,...] [--publish docs/results/kd_protocol] [-- OVERRIDE ...]
+
+1. trains the reference teacher of the data once (or reuses it; an interrupted one resumes);
+2. runs the scratch student, every offline-KD paradigm, DML and online alternating at the same
+   budget, with each seed (logit-only paradigms read the teacher-logit cache, built by the first);
+3. runs `python -m segkd.compare` over the results and, with --publish, copies comparison.json/.md
+   (small text files) to the given folder.
+
+Jobs whose summary.json exists are skipped; a job that has a last.ckpt but no summary resumes from
+it. Overrides after `--` go to every job, the teacher's included: e.g. `-- dataset=cityscapes
+dataset.dataset.root=/data/cityscapes` runs the same protocol on another Cityscapes-layout tree.
+With --jobs 2 two jobs run side by side with one thread each (faster than one job on two threads
+on a 2-core CPU). Every job is a plain `python -m segkd.run` command, printed before it starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (name, overrides): every recipe of the protocol. Paradigms use their YAML defaults.
+RECIPES: list[tuple[str, list[str]]] = [
+    ("scratch", ["+experiment=student"]),
+    ("logits", ["+experiment=offline_kd", "distill_paradigm=logits", "teacher_cache=true"]),
+    ("cwd", ["+experiment=offline_kd", "distill_paradigm=cwd", "teacher_cache=true"]),
+    ("encoder", ["+experiment=offline_kd", "distill_paradigm=encoder"]),
+    ("bottleneck", ["+experiment=offline_kd", "distill_paradigm=bottleneck"]),
+    ("decoder", ["+experiment=offline_kd", "distill_paradigm=decoder"]),
+    ("pairwise", ["+experiment=offline_kd", "distill_paradigm=pairwise"]),
+    ("logits_decoder", ["+experiment=offline_kd", "distill_paradigm=logits_decoder"]),
+    ("dml", ["+experiment=online_dml"]),
+    ("online_alternating", ["+experiment=online_alternating"]),
+]
+
+
+def run(cmd: list[str], log_file: Path, threads: int | None) -> int:
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a") as log:
+        return subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+
+
+def job_command(overrides: list[str], run_dir: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "segkd.run", *overrides, f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false"]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file() and not (run_dir / "summary.json").exists():
+        cmd.append(f"ckpt_path={last}")  # an interrupted job resumes where it stopped
+    return cmd
+
+
+def reference_teacher_dir(extra: list[str]) -> Path:
+    """Where the reference teacher of this data lives (conf/train.yaml: reference_teacher_dir)."""
+    cmd = [sys.executable, "-m", "segkd.run", "+experiment=reference_teacher", *extra, "--cfg", "job", "--resolve"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("reference_teacher_dir:"))
+    return Path(line.split(":", 1)[1].strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--jobs", type=int, default=1, help="jobs side by side (one thread each when > 1)")
+    parser.add_argument("--out", default="outputs/kd_protocol")
+    parser.add_argument("--only", help="comma-separated recipe names (default: all)")
+    parser.add_argument("--publish", help="copy comparison.json/.md here when done (e.g. docs/results/kd_protocol)")
+    parser.add_argument("overrides", nargs="*", help="after --: overrides for every job")
+    args = parser.parse_args()
+    out = (ROOT / args.out).resolve()
+    seeds = [s for s in args.seeds.split(",") if s]
+    recipes = [r for r in RECIPES if not args.only or r[0] in args.only.split(",")]
+    threads = 1 if args.jobs > 1 else None
+
+    teacher_dir = reference_teacher_dir(args.overrides)
+    if not (teacher_dir / "summary.json").exists():
+        cmd = job_command(["+experiment=reference_teacher", *args.overrides], teacher_dir)
+        print(f"[teacher] {' '.join(cmd[1:])}\n          (once per machine; log: {teacher_dir}/protocol.log)", flush=True)
+        if run(cmd, teacher_dir / "protocol.log", None) != 0:
+            sys.exit(f"the reference teacher failed; see {teacher_dir}/protocol.log")
+    print(f"[teacher] {teacher_dir}", flush=True)
+    # The teacher's own summary joins the comparison (as a recipe without a baseline).
+    (out / "teacher").mkdir(parents=True, exist_ok=True)
+    shutil.copy(teacher_dir / "summary.json", out / "teacher" / "summary.json")
+
+    jobs = [(name, seed, [*overrides, *args.overrides, f"seed={seed}"], out / name / f"seed{seed}")
+            for name, overrides in recipes for seed in seeds]
+    todo = [j for j in jobs if not (j[3] / "summary.json").exists()]
+    print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already done", flush=True)
+    # The first cached job builds the teacher-logit cache; run one alone so the others reuse it.
+    cached = [j for j in todo if "teacher_cache=true" in j[2]]
+    ordered = cached[:1] + [j for j in todo if j not in cached[:1]]
+    start, done, failed = time.time(), 0, []
+
+    def one(job) -> None:
+        nonlocal done
+        name, seed, overrides, run_dir = job
+        cmd = job_command(overrides, run_dir)
+        print(f"[start] {name} seed {seed}: {' '.join(cmd[3:])}", flush=True)
+        code = run(cmd, run_dir / "protocol.log", threads)
+        done += 1
+        elapsed = time.time() - start
+        eta = elapsed / done * (len(todo) - done)
+        status = "done" if code == 0 else f"FAILED ({code}; see {run_dir}/protocol.log)"
+        if code != 0:
+            failed.append(f"{name} seed {seed}")
+        print(f"[{done}/{len(todo)}] {name} seed {seed} {status} · {elapsed / 60:.0f} min so far, ~{eta / 60:.0f} min left",
+              flush=True)
+
+    if ordered:
+        one(ordered[0])
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            list(pool.map(one, ordered[1:]))
+    subprocess.run([sys.executable, "-m", "segkd.compare", str(out)], cwd=ROOT, check=True)
+    if args.publish:
+        publish = ROOT / args.publish
+        publish.mkdir(parents=True, exist_ok=True)
+        for name in ("comparison.json", "comparison.md"):
+            shutil.copy(out / name, publish / name)
+        print(f"published to {publish}")
+    if failed:
+        sys.exit(f"{len(failed)} job(s) failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
