@@ -1,17 +1,28 @@
-"""Training step time of distillation relative to training the student alone, side by side.
+"""Training step time and peak memory of distillation relative to training the student alone, side by side.
 
     .venv/bin/python benchmarks/step_time.py [--steps 20] [--rounds 3] [--paradigms logits,decoder,...]
+        [--cached logits,cwd] [--memory] [-- OVERRIDE ...]
 
 Every system trains on the same SynthStreets batches with the default config (batch 8, 64x128
 crops, CPU threads as set by torch). Rounds interleave the systems so drift on a noisy machine hits
 all of them alike; the first steps of each fit are warm-up and not counted. Printed ratios:
-offline KD step (live teacher) / student-only step, and DML step / two student-only steps.
+offline KD step (live teacher, or cached teacher logits) / student-only step, and DML step / two
+student-only steps. The teacher-logit cache is built once first (its build time and size are
+printed). With --memory each system also runs alone in a fresh process (so one system's peak cannot
+hide another's), and the growth of its resident memory from after the imports to its peak (models,
+data, cache pages and training; sampled when the forward pass is done and after each step; Linux
+/proc) is compared with the student's:
+on a CPU, what a process maps at import time (~2 GB for a CUDA build of torch) would drown the
+training's own memory in a plain peak-RSS ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,20 +39,25 @@ WARMUP = 3
 class StepClock(Callback):
     """Wall time from batch start to the end of its optimizer step(s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batches: int) -> None:
         self.times: list[float] = []
+        self.batches = 0
+        self.stop_after = batches
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._t = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if batch_idx >= WARMUP:
+        self.batches += 1
+        if self.batches > WARMUP:
             self.times.append(time.perf_counter() - self._t)
+        # Counted in batches: mutual learning makes one optimizer step per network per batch.
+        trainer.should_stop = self.batches >= self.stop_after
 
 
-def make_teacher_checkpoint(path: Path) -> None:
+def make_teacher_checkpoint(path: Path, extra: list[str]) -> None:
     """Step time does not depend on the teacher's weights: an untrained teacher checkpoint will do."""
-    cfg = compose_train_config(["+experiment=teacher"], path.parent)
+    cfg = compose_train_config(["+experiment=teacher", *extra], path.parent)
     datamodule = build(cfg.dataset)
     system = build(cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False)
     trainer = L.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
@@ -50,16 +66,68 @@ def make_teacher_checkpoint(path: Path) -> None:
     trainer.save_checkpoint(path)
 
 
-def time_system(overrides: list[str], steps: int, out: Path) -> list[float]:
+def time_system(overrides: list[str], steps: int, out: Path, extra_callbacks=()) -> tuple[list[float], dict]:
     cfg = compose_train_config(overrides, out)
     datamodule = build(cfg.dataset)
     system = build(cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False)
-    clock = StepClock()
-    trainer = L.Trainer(accelerator="cpu", max_steps=steps + WARMUP, limit_val_batches=0, logger=False,
+    clock = StepClock(steps + WARMUP)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=10_000, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[clock], num_sanity_val_steps=0)
+                        callbacks=[clock, *extra_callbacks], num_sanity_val_steps=0)
     trainer.fit(system, datamodule=datamodule)
-    return clock.times
+    return clock.times, getattr(system, "teacher_cache_info", None) or {}
+
+
+def systems(args, teacher: Path, cache_dir: Path) -> dict[str, list[str]]:
+    common = [*args.overrides, f"paths.cache_dir={cache_dir}"]
+    out = {"student": ["+experiment=student", *common]}
+    kd = ["+experiment=offline_kd", f"teacher_ckpt={teacher}", *common]
+    out.update({f"kd:{p} (live teacher)": [*kd, f"distill_paradigm={p}"] for p in args.paradigms.split(",") if p})
+    out.update({f"kd:{p} (cached teacher)": [*kd, f"distill_paradigm={p}", "teacher_cache=true"]
+                for p in args.cached.split(",") if p})
+    out["dml (2 students)"] = ["+experiment=online_dml", *common]
+    return out
+
+
+def peak_memory(overrides: list[str], steps: int, out: Path) -> dict:
+    """Run one system alone in a fresh process; its peak RSS and its RSS before fitting."""
+    code = (
+        "import json, sys; sys.argv=['x']; from benchmarks.step_time import _memory_child; "
+        f"print('RESULT', json.dumps(_memory_child({overrides!r}, {steps}, {str(out)!r})))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(line[len("RESULT "):])
+
+
+def rss_mb() -> float:
+    """Current resident memory of this process (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RSSProbe(Callback):
+    """Resident memory when activations peak (forward done, backward not yet) and after each step."""
+
+    def __init__(self) -> None:
+        self.peak = rss_mb()
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.peak = max(self.peak, rss_mb())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.peak = max(self.peak, rss_mb())
+
+
+def _memory_child(overrides: list[str], steps: int, out: str) -> dict:
+    start = rss_mb()  # the interpreter and libraries, before any model or data exists
+    probe = RSSProbe()
+    time_system(overrides, steps, Path(out), [probe])
+    return {"peak_rss_mb": probe.peak, "fit_growth_mb": probe.peak - start}
 
 
 def main() -> None:
@@ -67,23 +135,39 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--paradigms", default="logits,encoder,bottleneck,decoder,cwd,pairwise,logits_decoder")
+    parser.add_argument("--cached", default="logits,cwd", help="paradigms also timed with the teacher-logit cache")
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory, one process per system")
+    parser.add_argument("overrides", nargs="*", help="after --: overrides for every system (e.g. a dataset)")
     args = parser.parse_args()
     L.seed_everything(0)
     work = Path(tempfile.mkdtemp(prefix="segkd-bench-"))
     teacher = work / "teacher.ckpt"
-    make_teacher_checkpoint(teacher)
+    make_teacher_checkpoint(teacher, args.overrides)
+    cache_dir = work / "cache"
+    table = systems(args, teacher, cache_dir)
 
-    systems = {"student": []}
-    systems.update({f"kd:{p}": [f"+experiment=offline_kd", f"teacher_ckpt={teacher}", f"distill_paradigm={p}"]
-                    for p in args.paradigms.split(",")})
-    systems["dml (2 students)"] = ["+experiment=online_dml"]
-    times: dict[str, list[float]] = {name: [] for name in systems}
+    # Build the teacher-logit cache once, outside the timed steps (a cached system's first fit does it).
+    cache_info = {}
+    for name, overrides in table.items():
+        if "cached" in name:
+            start = time.perf_counter()
+            _, cache_info = time_system(overrides, 1, work / "cache-build")
+            cache_info["first_fit_s"] = time.perf_counter() - start
+            break
+
+    times: dict[str, list[float]] = {name: [] for name in table}
     for r in range(args.rounds):
-        for name, overrides in systems.items():
-            times[name] += time_system(overrides, args.steps, work / f"{name}-{r}".replace(":", "_"))
+        for name, overrides in table.items():
+            times[name] += time_system(overrides, args.steps, work / f"{name}-{r}".replace(":", "_").replace(" ", "_"))[0]
 
     student = statistics.median(times["student"])
-    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps, batch 8 at 64x128")
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps, "
+          f"overrides {args.overrides or 'none'}")
+    if cache_info:
+        print(f"teacher-logit cache: {cache_info['images']} images built in {cache_info['build_time_s']:.1f} s, "
+              f"{cache_info['bytes'] / 1e6:.1f} MB on disk ({cache_info['mb_per_image']:.2f} MB per image, stored at "
+              f"{cache_info['stored_size']}, top-k {cache_info['top_k']}); the same layout at 1024x2048 would be "
+              f"{cache_info['mb_per_image_at_1024x2048']:.1f} MB per image")
     print("| system | median step (ms) | ratio |")
     print("|---|---|---|")
     for name, ts in times.items():
@@ -95,6 +179,15 @@ def main() -> None:
         else:
             ratio = f"{median / student:.2f} of a student step"
         print(f"| {name} | {1000 * median:.0f} | {ratio} |")
+
+    if args.memory:
+        print("\n| system (own process) | peak RSS (MB) | training's own memory (MB) | ÷ student's |")
+        print("|---|---|---|---|")
+        mem = {name: peak_memory(o, args.steps, work / f"mem-{i}") for i, (name, o) in enumerate(table.items())
+               if name == "student" or "cached" in name or name.startswith("kd:logits (live")}
+        for name, m in mem.items():
+            print(f"| {name} | {m['peak_rss_mb']:.0f} | {m['fit_growth_mb']:.0f} | "
+                  f"{m['fit_growth_mb'] / mem['student']['fit_growth_mb']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ class TeacherLogitCache:
                 "and run again to rebuild it"
             )
         self.meta = json.loads(meta_file.read_text())
-        self._arrays: Optional[dict[str, np.ndarray]] = None
+        self._arrays: Optional[dict[str, _NpyRows]] = None
         self._check_files()
 
     def _check_files(self) -> None:
@@ -155,13 +155,13 @@ class TeacherLogitCache:
                 )
 
     def __getstate__(self) -> dict:
-        # DataLoader workers get the path, not a copy of the arrays; each opens its own memory map.
+        # DataLoader workers get the path, not open files; each opens its own.
         return {**self.__dict__, "_arrays": None}
 
     @property
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, "_NpyRows"]:
         if self._arrays is None:
-            self._arrays = {name: np.load(self.path / f"{name}.npy", mmap_mode="r") for name in self.meta["arrays"]}
+            self._arrays = {name: _NpyRows(self.path / f"{name}.npy") for name in self.meta["arrays"]}
         return self._arrays
 
     def __len__(self) -> int:
@@ -170,8 +170,7 @@ class TeacherLogitCache:
     def view(self, index: int, flipped: bool = False) -> Tensor:
         """Dense (C, Hc, Wc) float32 logits of image ``index`` (of its mirror image when ``flipped``)."""
         v = 1 if flipped and self.meta["flip"] else 0
-        a = self.arrays
-        part = {name: torch.from_numpy(np.ascontiguousarray(a[name][index, v])) for name in a}
+        part = {name: torch.from_numpy(rows.read(index, v)) for name, rows in self.arrays.items()}
         logits = expand(part["values"], part.get("ids"), part.get("rest"), self.meta["num_classes"])
         if flipped and not self.meta["flip"]:  # no mirrored view stored: mirror the logits (approximation)
             logits = logits.flip(-1)
@@ -192,6 +191,34 @@ class TeacherLogitCache:
                 f"teacher-logit cache {self.path} does not match this run ({'; '.join(diff)}); point "
                 "system.teacher.cache.path at the right cache, or drop it to build one for this teacher"
             )
+
+
+class _NpyRows:
+    """Reads one (image, view) slab of an .npy array with a positioned read.
+
+    A memory map would do too, but every page it touches counts as the process's resident memory
+    for the rest of the run (gigabytes for a large split); a read leaves them in the page cache only.
+    """
+
+    def __init__(self, path: Path) -> None:
+        mapped = np.load(path, mmap_mode="r")
+        self.shape, self.dtype, self.offset = mapped.shape, mapped.dtype, mapped.offset
+        self.slab = int(np.prod(self.shape[2:])) * self.dtype.itemsize
+        self.fd = os.open(path, os.O_RDONLY)
+        del mapped
+
+    def read(self, index: int, view: int) -> np.ndarray:
+        position = self.offset + (index * self.shape[1] + view) * self.slab
+        data = os.pread(self.fd, self.slab, position)
+        if len(data) != self.slab:
+            raise TeacherCacheError(f"teacher-logit cache file ended early at image {index}; delete the folder to rebuild it")
+        return np.frombuffer(data, dtype=self.dtype).reshape(self.shape[2:]).copy()
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except (AttributeError, OSError):
+            pass
 
 
 def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int, stride: int,

@@ -23,12 +23,13 @@ class DistillationSystem(SegmentationSystem):
     The teacher is deliberately kept out of the module tree: it is not in the student's checkpoint,
     DDP never wraps it, and Lightning's train/eval switching never reaches it, so it stays in eval
     mode (BatchNorm statistics untouched) for the whole run. ``_apply`` carries it along on device
-    and dtype moves. It is scored once on val (``teacher/val/*``).
+    and dtype moves. It is scored once on the whole val split before training (``teacher/val/*``).
 
     With ``teacher.cache.enabled`` the teacher's logits over the train split are computed once
     (segkd.distill.teacher_cache) and each batch carries its own, warped to its augmentation, so
-    training steps run no teacher. Only the logits are cached: terms that read teacher features
-    need the live teacher, and asking for both is refused when the system is built.
+    training steps run no teacher, and the teacher itself is let go once it is scored. Only the
+    logits are cached: terms that read teacher features need the live teacher, and asking for both
+    is refused when the system is built.
     """
 
     def __init__(
@@ -66,18 +67,37 @@ class DistillationSystem(SegmentationSystem):
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        self.teacher._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            self.teacher._apply(fn, *args, **kwargs)
         return self
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.teacher.eval()
+        if self.teacher is not None:
+            self.teacher.eval()
         return self
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
-        if stage == "fit" and self.cache_options.get("enabled"):
+        if stage != "fit" or self.teacher is None:  # a second fit of a cached system: already set up
+            return
+        self.teacher.to(self.trainer.strategy.root_device)
+        if self.teacher_scores is None:
+            self.teacher_scores = self._score_teacher()
+        if self.cache_options.get("enabled"):
             self._attach_teacher_cache()
+            # Training reads the cache; nothing needs the teacher any more, so its memory is returned.
+            self.distiller.recorders["teacher"].remove()
+            self.__dict__["teacher"] = None
+
+    @torch.no_grad()
+    def _score_teacher(self) -> dict:
+        """The teacher's scores on the whole val split, once, before training (reduced over DDP ranks)."""
+        device = self.trainer.strategy.root_device
+        scores = self.teacher_scores_of.to(device)
+        for batch in self.trainer.datamodule.val_dataloader():
+            scores.update(self.teacher(batch["image"].to(device)), batch["mask"].to(device))
+        return scores.compute_and_reset()
 
     def _attach_teacher_cache(self) -> None:
         """Open (or, on rank 0, build) the cache and let the train set add each sample's teacher logits."""
@@ -91,7 +111,6 @@ class DistillationSystem(SegmentationSystem):
             batch_size=int(options.get("batch_size") or 8), num_workers=datamodule.num_workers,
             device=strategy.root_device,
         )
-        self.teacher.to(strategy.root_device)
         cache = open_or_build(self.teacher, build=True, **kwargs) if self.trainer.is_global_zero else None
         strategy.barrier("teacher_cache")  # the other ranks open what rank 0 built
         if cache is None:
@@ -134,16 +153,9 @@ class DistillationSystem(SegmentationSystem):
         self.log_dict({"schedule/supervised": phase.supervised, "schedule/distill": phase.distill}, on_step=True)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        super().validation_step(batch, batch_idx)
-        if self.teacher_scores is None and not self.trainer.sanity_checking:
-            with torch.no_grad():
-                self.teacher_scores_of.update(self.teacher(batch["image"]), batch["mask"])
-
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
-        if self.teacher_scores is None and not self.trainer.sanity_checking:
-            self.teacher_scores = self.teacher_scores_of.compute_and_reset()
+        if not self.trainer.sanity_checking and self.teacher_scores is not None:
             self.log_dict(NetScores.loggable(self.teacher_scores, "teacher/val"))
 
     def run_scores(self) -> dict:
