@@ -103,12 +103,12 @@ def main() -> None:
     ordered = cached[:1] + [j for j in todo if j not in cached[:1]]
     start, done, failed = time.time(), 0, []
 
-    def one(job) -> None:
+    def one(job, alone: bool = False) -> None:
         nonlocal done
         name, seed, overrides, run_dir = job
         cmd = job_command(overrides, run_dir)
         print(f"[start] {name} seed {seed}: {' '.join(cmd[3:])}", flush=True)
-        code = run(cmd, run_dir / "protocol.log", threads)
+        code = run(cmd, run_dir / "protocol.log", None if alone else threads)
         done += 1
         elapsed = time.time() - start
         eta = elapsed / done * (len(todo) - done)
@@ -119,7 +119,7 @@ def main() -> None:
               flush=True)
 
     if ordered:
-        one(ordered[0])
+        one(ordered[0], alone=True)
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             list(pool.map(one, ordered[1:]))
     subprocess.run([sys.executable, "-m", "segkd.compare", str(out)], cwd=ROOT, check=True)

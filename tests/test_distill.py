@@ -55,7 +55,7 @@ def test_teacher_checkpoint_that_does_not_match_its_config(make_cfg, teacher_ckp
     with pytest.raises(ValueError, match=r"does not match the teacher config \(encoder_name: checkpoint has 'resnet34', config says 'resnet18'; decoder_channels"):
         build_system(cfg)
     with pytest.raises(FileNotFoundError, match=r"nope.ckpt does not exist; train it once with "
-                                                 r"`python -m segkd.run \+experiment=reference_teacher dataset=synthstreets`"):
+                                                 r"`python -m segkd.run \+experiment=reference_teacher dataset=synthstreets_kd`"):
         build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={tmp_path / 'nope.ckpt'}"))
     # Without teacher_ckpt, offline KD looks for the reference teacher of its data in the cache.
     with pytest.raises(FileNotFoundError, match=r"reference_teachers/synthstreets-s0_n16-5_64x128-v1/checkpoints/last.ckpt "

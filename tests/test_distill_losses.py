@@ -98,8 +98,8 @@ def _ref_cwd(student, teacher, tau):
     return tau**2 * total / (n * c)
 
 
-def _ref_affinity(features, grid):
-    """N x grid² x grid² cosine affinities of block-averaged cells, with explicit loops."""
+def _ref_affinity(features, grid, pool="avg"):
+    """N x grid² x grid² cosine affinities of block-pooled cells, with explicit loops."""
     n, c, h, w = features.shape
     bh, bw = h // grid, w // grid
     out = []
@@ -110,7 +110,8 @@ def _ref_affinity(features, grid):
                 vec = []
                 for k in range(c):
                     block = features[i, k, gy * bh : (gy + 1) * bh, gx * bw : (gx + 1) * bw]
-                    vec.append(sum(block.reshape(-1).tolist()) / (bh * bw))
+                    values = block.reshape(-1).tolist()
+                    vec.append(max(values) if pool == "max" else sum(values) / (bh * bw))
                 norm = math.sqrt(sum(v * v for v in vec))
                 cells.append([v / norm for v in vec])
         m = len(cells)
@@ -118,8 +119,8 @@ def _ref_affinity(features, grid):
     return out
 
 
-def _ref_pairwise(student, teacher, grid):
-    a_s, a_t = _ref_affinity(student, grid), _ref_affinity(teacher, grid)
+def _ref_pairwise(student, teacher, grid, pool="avg"):
+    a_s, a_t = _ref_affinity(student, grid, pool), _ref_affinity(teacher, grid, pool)
     total, count = 0.0, 0
     for ms, mt in zip(a_s, a_t):
         for rs, rt in zip(ms, mt):
@@ -291,12 +292,13 @@ def test_cwd_rejects_non_positive_tau(tau):
 # ----------------------------------------------------------------------------- PairwiseAffinityKD
 
 
+@pytest.mark.parametrize("pool", ["max", "avg"])
 @pytest.mark.parametrize("grid,size", [(2, 4), (4, 8), (2, 6)])
-def test_pairwise_matches_reference(grid, size):
+def test_pairwise_matches_reference(grid, size, pool):
     student, _ = _pair((2, 3, size, size), seed=5)
     _, teacher = _pair((2, 5, size, size), seed=6)  # channel counts may differ: no connector needed
-    value = PairwiseAffinityKD(grid=grid)(student, teacher)
-    _close(value, _ref_pairwise(student, teacher, grid))
+    value = PairwiseAffinityKD(grid=grid, pool=pool)(student, teacher)
+    _close(value, _ref_pairwise(student, teacher, grid, pool))
     assert value.item() > 0
 
 
@@ -316,6 +318,18 @@ def test_pairwise_gradient_reaches_student_only():
 def test_feature_mse_matches_reference():
     student, teacher = _pair((2, 4, 5, 6), seed=8)
     _close(FeatureKD("mse")(student, teacher), _ref_feature_mse(student, teacher))
+
+
+def test_normalised_feature_mse_matches_reference_and_ignores_scale():
+    student, teacher = _pair((2, 4, 5, 6), seed=11)
+
+    def standard(x):
+        flat = x.reshape(len(x), -1)
+        return ((flat - flat.mean(1, keepdim=True)) / (flat.var(1, unbiased=False, keepdim=True) + 1e-5).sqrt()).reshape(x.shape)
+
+    loss = FeatureKD("mse", normalize=True)
+    _close(loss(student, teacher), _ref_feature_mse(standard(student), standard(teacher)))
+    torch.testing.assert_close(loss(student, 50.0 * teacher), loss(student, teacher), rtol=1e-4, atol=1e-5)
 
 
 def test_feature_cosine_matches_reference():

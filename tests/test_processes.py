@@ -74,6 +74,7 @@ def test_sigkill_after_first_checkpoint_resumes_to_the_same_step_count(tmp_path,
     resumed = run_cli([*args, f"ckpt_path={last}"], tmp_path / "resumed", cache_dir)
     assert resumed["global_step"] == full["global_step"] == 4 * (16 // 4)
     assert resumed["epochs"] == full["epochs"] == 4
+    assert len(resumed["val_curve"]) == len(full["val_curve"]) == 4, "the curve survives the resume"
 
 
 def run_sweep(args: list[str], sweep_dir: Path, cache_dir: Path) -> list[dict]:

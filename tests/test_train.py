@@ -35,6 +35,7 @@ def test_short_run_writes_a_complete_summary_and_a_self_describing_checkpoint(ma
     assert 0.0 <= written["val"]["mIoU"] <= 1.0 and 0.0 <= written["val"]["pixel_acc"] <= 1.0
     assert set(written["val"]["IoU"]) >= {"road", "sky", "bicycle"}
     assert written["best_val_mIoU"] >= written["val"]["mIoU"] - 1e-9
+    assert len(written["val_curve"]) == 2 and written["val_curve"][-1] == written["val"]["mIoU"]
     cx = written["complexity"]
     assert cx["params"] > 1e6 and cx["gflops"] == pytest.approx(2 * cx["gmacs"]) and cx["input_size"] == [64, 64]
     assert written["input_size"] == [64, 64] and written["wall_time_s"] > 0

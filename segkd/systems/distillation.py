@@ -95,7 +95,10 @@ class DistillationSystem(SegmentationSystem):
         """The teacher's scores on the whole val split, once, before training (reduced over DDP ranks)."""
         device = self.trainer.strategy.root_device
         scores = self.teacher_scores_of.to(device)
-        for batch in self.trainer.datamodule.val_dataloader():
+        loader = self.trainer.datamodule.val_dataloader()
+        limit = self.trainer.limit_val_batches  # honoured as validation would (fast_dev_run, limit_val_batches)
+        batches = len(loader) if limit is None else int(limit) if isinstance(limit, int) else int(len(loader) * limit)
+        for _, batch in zip(range(max(1, batches)), loader):
             scores.update(self.teacher(batch["image"].to(device)), batch["mask"].to(device))
         return scores.compute_and_reset()
 

@@ -61,6 +61,7 @@ class MutualLearningSystem(L.LightningModule):
         self.scores_of = nn.ModuleDict({name: NetScores(class_names, ignore_index) for name in self.nets})
         self.val_scores: Optional[dict] = None
         self.peer_scores: dict[str, dict] = {}
+        self.val_curve: list[float] = []
 
     @property
     def net(self) -> nn.Module:
@@ -118,9 +119,16 @@ class MutualLearningSystem(L.LightningModule):
         if not self.trainer.sanity_checking:
             self.val_scores = scores["net"]
             self.peer_scores = {k: v for k, v in scores.items() if k != "net"}
+            self.val_curve.append(scores["net"]["mIoU"])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["val_curve"] = list(self.val_curve)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.val_curve = list(checkpoint.get("val_curve", []))
 
     def run_scores(self) -> dict:
-        return {"val": self.val_scores, "peers": self.peer_scores}
+        return {"val": self.val_scores, "peers": self.peer_scores, "val_curve": self.val_curve}
 
     def configure_optimizers(self) -> Any:
         pairs = [

@@ -44,6 +44,8 @@ class SegmentationSystem(L.LightningModule):
         self.val_scores_of = NetScores(class_names, ignore_index)
         #: The last completed validation epoch's scores as plain floats (None before the first one).
         self.val_scores: Optional[dict] = None
+        #: val mIoU after every epoch (kept in checkpoints, so a resumed run has its whole curve).
+        self.val_curve: list[float] = []
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
@@ -74,10 +76,17 @@ class SegmentationSystem(L.LightningModule):
         self.log_dict({k: v for k, v in NetScores.loggable(scores, "val").items() if k != "val/mIoU"})
         if not self.trainer.sanity_checking:
             self.val_scores = scores
+            self.val_curve.append(scores["mIoU"])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["val_curve"] = list(self.val_curve)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.val_curve = list(checkpoint.get("val_curve", []))
 
     def run_scores(self) -> dict:
         """What this system adds to summary.json."""
-        return {"val": self.val_scores}
+        return {"val": self.val_scores, "val_curve": self.val_curve}
 
     def configure_optimizers(self) -> Any:
         return self._optimizer_and_schedule([p for p in self.parameters() if p.requires_grad])
