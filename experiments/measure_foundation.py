@@ -44,8 +44,9 @@ def main() -> None:
 
     results = {}
     for model in args.models.split(","):
-        experiment = "teacher" if model.startswith("teacher") else "student"
-        overrides = [f"+experiment={experiment}", f"model={model}", "trainer.enable_progress_bar=false",
+        # The `make run` setting: no +experiment (experiments train on the larger distillation setting).
+        task = "teacher" if model.startswith("teacher") else "student"
+        overrides = [f"task_name={task}", f"model={model}", "trainer.enable_progress_bar=false",
                      "trainer.enable_model_summary=false"]
         if args.epochs is not None:
             overrides.append(f"trainer.max_epochs={args.epochs}")
