@@ -182,6 +182,18 @@ class TeacherLogitCache:
         logits = self.view(sample["index"], flipped=bool(geometry[-1]))
         return {"teacher_logits": replay(logits, geometry, self.meta["image_size"])}
 
+    def summary(self) -> dict:
+        """What a run records about its cache (summary.json): where, how large, how it was stored."""
+        meta = self.meta
+        return {
+            "path": str(self.path), "images": meta["num_images"], "bytes": meta["bytes"],
+            "mb_per_image": meta["bytes"] / max(1, meta["num_images"]) / 1e6,
+            "stored_size": meta["stored_size"], "stride": meta["stride"], "top_k": meta["top_k"], "flip": meta["flip"],
+            "build_time_s": meta["build_time_s"],
+            "mb_per_image_at_1024x2048": bytes_per_image((1024, 2048), meta["num_classes"], meta["stride"],
+                                                         meta["top_k"], meta["flip"]) / 1e6,
+        }
+
     def check(self, expected: Mapping[str, Any]) -> None:
         """Refuse a cache built for another teacher, dataset or layout, naming each difference."""
         diff = [f"{k}: cache has {self.meta.get(k)!r}, this run needs {v!r}" for k, v in expected.items()

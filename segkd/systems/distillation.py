@@ -11,7 +11,7 @@ from torch import Tensor
 from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import load_teacher
-from segkd.distill.teacher_cache import TeacherLogitCache, bytes_per_image, open_or_build
+from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
 from segkd.metrics import NetScores
 from segkd.systems.optim import batches_seen
 from segkd.systems.supervised import SegmentationSystem
@@ -120,15 +120,7 @@ class DistillationSystem(SegmentationSystem):
             cache = open_or_build(self.teacher, build=False, **kwargs)
         train_set = datamodule.train_set
         train_set.extras = [e for e in train_set.extras if not isinstance(e, TeacherLogitCache)] + [cache]
-        meta = cache.meta
-        self.teacher_cache_info = {
-            "path": str(cache.path), "images": meta["num_images"], "bytes": meta["bytes"],
-            "mb_per_image": meta["bytes"] / max(1, meta["num_images"]) / 1e6,
-            "stored_size": meta["stored_size"], "stride": meta["stride"], "top_k": meta["top_k"], "flip": meta["flip"],
-            "build_time_s": meta["build_time_s"],
-            "mb_per_image_at_1024x2048": bytes_per_image((1024, 2048), meta["num_classes"], meta["stride"],
-                                                         meta["top_k"], meta["flip"]) / 1e6,
-        }
+        self.teacher_cache_info = cache.summary()
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         images, target = batch["image"], batch["mask"]
