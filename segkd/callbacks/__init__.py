@@ -2,5 +2,6 @@
 
 from segkd.callbacks.grad_balance import GradientBalance
 from segkd.callbacks.timing import EpochTimer
+from segkd.callbacks.weight_averaging import EMA
 
-__all__ = ["EpochTimer", "GradientBalance"]
+__all__ = ["EMA", "EpochTimer", "GradientBalance"]

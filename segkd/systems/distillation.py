@@ -71,6 +71,13 @@ class DistillationSystem(SegmentationSystem):
             self.teacher._apply(fn, *args, **kwargs)
         return self
 
+    def __getstate__(self) -> dict:
+        # Copies of the system (weight averaging's AveragedModel, pickling) hold the student side only:
+        # the frozen teacher is not state of this system, and a copy of it would double its memory.
+        state = super().__getstate__()
+        state["teacher"] = None
+        return state
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.teacher is not None:
