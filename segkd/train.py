@@ -100,10 +100,12 @@ def train(cfg: DictConfig) -> dict:
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     wall_time = time.perf_counter() - start
 
-    checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
+    checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+    best_ckpt = next((cb for cb in checkpoints if cb.monitor is not None), None)
+    last_ckpt = next((cb for cb in checkpoints if cb.monitor is None), None)
     timer = next((cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)), None)
     balance = next((cb for cb in trainer.callbacks if isinstance(cb, GradientBalance)), None)
-    best = checkpoint.best_model_score if checkpoint is not None else None
+    best = best_ckpt.best_model_score if best_ckpt is not None else None
     summary = {
         "experiment": cfg.get("task_name"),
         "model": cfg.get("model_name"),
@@ -120,8 +122,8 @@ def train(cfg: DictConfig) -> dict:
         "wall_time_s": wall_time,
         "timing": timer.summary() if timer is not None else {},
         "grad_ratio": balance.summary() if balance is not None else {},
-        "best_checkpoint": checkpoint.best_model_path if checkpoint is not None else None,
-        "last_checkpoint": checkpoint.last_model_path if checkpoint is not None else None,
+        "best_checkpoint": best_ckpt.best_model_path if best_ckpt is not None else None,
+        "last_checkpoint": last_ckpt.best_model_path if last_ckpt is not None else None,
         "output_dir": str(output_dir),
     }
     if trainer.is_global_zero:

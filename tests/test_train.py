@@ -48,6 +48,17 @@ def test_short_run_writes_a_complete_summary_and_a_self_describing_checkpoint(ma
     assert not torch.allclose(system.criterion.weight, torch.ones(19)), "median weights were applied"
 
 
+def test_last_checkpoint_is_the_last_step_even_when_the_best_came_early(make_cfg):
+    # Monitoring the epoch number with mode=min makes epoch 0 the best forever.
+    summary = train(make_cfg("trainer.max_epochs=3", "callbacks.model_checkpoint.monitor=epoch",
+                             "callbacks.model_checkpoint.mode=min"))
+    best = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=False)
+    last = torch.load(summary["last_checkpoint"], map_location="cpu", weights_only=False)
+    assert best["global_step"] == 16 // 4, "the best checkpoint stayed at the first epoch"
+    assert summary["last_checkpoint"].endswith("last.ckpt")
+    assert last["global_step"] == summary["global_step"] == 3 * (16 // 4), "last.ckpt holds the final step"
+
+
 def test_wandb_logger_runs_offline_into_the_run_dir(make_cfg, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
