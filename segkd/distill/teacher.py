@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -73,3 +76,20 @@ def load_teacher(
     teacher.eval()
     teacher.requires_grad_(False)
     return teacher, dict(saved)
+
+
+def return_freed_memory(device: torch.device) -> None:
+    """Hand memory freed by a released teacher back to the system, not just to the allocator.
+
+    Without it a cached-teacher run keeps the resident size the teacher's weights and scoring
+    activations reached, for the whole run (glibc's malloc keeps freed arenas; CUDA's caching
+    allocator keeps its blocks).
+    """
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            pass

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
-from segkd.distill.teacher import load_teacher
+from segkd.distill.teacher import load_teacher, return_freed_memory
 from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
 from segkd.metrics import NetScores
 from segkd.systems.optim import batches_seen
@@ -96,6 +96,7 @@ class DistillationSystem(SegmentationSystem):
             # Training reads the cache; nothing needs the teacher any more, so its memory is returned.
             self.distiller.recorders["teacher"].remove()
             self.__dict__["teacher"] = None
+            return_freed_memory(self.trainer.strategy.root_device)
 
     @torch.no_grad()
     def _score_teacher(self) -> dict:
