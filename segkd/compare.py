@@ -37,7 +37,7 @@ NOT_RECIPE_PREFIXES = ("hydra.", "paths.", "logger.", "callbacks.", "trainer.ena
 #: Overrides only a distillation run can have; everything else (model, data, budget, supervised loss)
 #: must be the same in a recipe and its baseline.
 DISTILL_ONLY_PREFIXES = ("distill_paradigm.", "loss_schedule.", "system.teacher", "system.distill", "system.schedule",
-                         "system.kd", "system.peers", "model@system.", "distill_loss@", "teacher_")
+                         "system.peers", "model@system.", "distill_loss@", "teacher_")
 BETTER, WORSE, SAME, BASELINE, NO_BASELINE = "better", "worse", "not distinguishable", "baseline", "no baseline"
 TEACHER = "teacher"  # a teacher's own runs: listed for reference, compared with nothing
 

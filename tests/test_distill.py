@@ -35,6 +35,30 @@ def test_recorder_reads_stage_outputs_by_index_and_forgets_each_step():
             rec.get("encoder")
 
 
+def test_recorder_keeps_nothing_outside_record():
+    net = build_unet("resnet18", classes=3, decoder_channels=(16, 16, 8, 8, 8))
+    rec = FeatureRecorder(net, ["decoder.blocks.1"], "student")
+    net(torch.zeros(1, 3, 64, 64))  # e.g. a validation pass
+    assert rec.outputs == {}, "hooks are active only inside record()"
+    with pytest.raises(RuntimeError, match="did not run in the last recorded forward pass"):
+        rec.get("decoder.blocks.1")
+
+
+def test_recorder_keeps_every_call_of_a_module_run_twice():
+    net = build_unet("resnet18", classes=3, decoder_channels=(16, 16, 8, 8, 8))
+    rec = FeatureRecorder(net, ["decoder.blocks.1@0", "decoder.blocks.1@1"], "student")
+    with rec.record():
+        net(torch.zeros(1, 3, 64, 64))
+        net(torch.ones(1, 3, 64, 64))  # the same module runs again in one recorded pass
+        first, second = rec.get("decoder.blocks.1@0"), rec.get("decoder.blocks.1@1")
+        assert not torch.equal(first, second), "each call is kept, in order"
+        with pytest.raises(ValueError, match=r"'decoder.blocks.1' ran 2 times in one forward pass; pick a call with "
+                                             r"'decoder.blocks.1@<n>' \(0..1\)"):
+            rec.get("decoder.blocks.1")
+        with pytest.raises(ValueError, match="asks for call 2 of a module that ran 2 time"):
+            rec.get("decoder.blocks.1@2")
+
+
 def test_unknown_hook_path_fails_at_build_time_with_the_paths_near_it(make_cfg, teacher_ckpt):
     cfg = make_cfg(
         "+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=decoder",
@@ -104,11 +128,59 @@ def test_alternating_network_schedule_updates_one_network_per_step(make_cfg):
     system = build_system(cfg)
     assert isinstance(system, MutualLearningSystem)
     datamodule = instantiate(cfg.dataset)
-    snapshot = lambda name: [p.detach().clone() for p in system.nets[name].parameters()]  # noqa: E731
+    nets = system.scored_nets()
+    snapshot = lambda name: [t.detach().clone() for t in (*nets[name].parameters(), *nets[name].buffers())]  # noqa: E731
     net0, peer0 = snapshot("net"), snapshot("peer")
     trainer = Trainer(accelerator="cpu", max_steps=1, limit_train_batches=1, limit_val_batches=0, logger=False,
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(system, datamodule=datamodule)
-    changed = lambda old, name: any(not torch.equal(a, b) for a, b in zip(old, system.nets[name].parameters()))  # noqa: E731
+    changed = lambda old, name: any(  # noqa: E731
+        not torch.equal(a, b) for a, b in zip(old, (*nets[name].parameters(), *nets[name].buffers())))
     assert changed(net0, "net"), "step 0 updates the first network"
-    assert not changed(peer0, "peer"), "...and only the first"
+    assert not changed(peer0, "peer"), "...and only the first: the idle peer's weights and BatchNorm statistics stay"
+    assert nets["peer"].training, "the idle network is back in train mode after its step"
+
+
+def test_mutual_learning_counts_batches_as_steps(make_cfg):
+    cfg = make_cfg("+experiment=online_dml", "trainer.max_epochs=-1", "+trainer.max_steps=3", "callbacks=none")
+    summary = train(cfg)
+    assert summary["global_step"] == 3, "max_steps counts batches, not optimizer calls per network"
+
+
+def test_mutual_terms_are_checked_at_build_time(make_cfg):
+    cfg = make_cfg("+experiment=online_features", "system.distill.terms.dec2.inputs.teacher=peer:decoder.blokcs.2")
+    with pytest.raises(ValueError, match=r"unknown module path 'decoder.blokcs.2' in the peer"):
+        build_system(cfg)
+    cfg = make_cfg("+experiment=online_dml", "+system.distill.terms.logits.inputs.labels=target")
+    with pytest.raises(ValueError, match=r"term 'logits' maps \['labels'\] but LogitKD.forward"):
+        build_system(cfg)
+    cfg = make_cfg("+experiment=online_dml", "system.distill.terms.logits.inputs.teacher=teacher:logits")
+    with pytest.raises(ValueError, match=r"unknown tensor source 'teacher:logits'.*roles? of \['student', 'peer'\]"):
+        build_system(cfg)
+
+
+def test_feature_terms_link_peers_of_different_widths(make_cfg):
+    cfg = make_cfg("+experiment=online_features", "model@system.peers.peer=teacher_r34", "trainer.max_epochs=1",
+                   "+trainer.limit_train_batches=2")
+    summary = train(cfg)
+    assert summary["global_step"] == 2 and set(summary["peers"]) == {"peer"}
+    system = MutualLearningSystem.load_from_checkpoint(summary["last_checkpoint"], map_location="cpu")
+    connector = system.distillers["net_from_peer"].connectors["dec2"].proj[0]
+    assert connector.in_channels == 16 and connector.out_channels == 64, "student_mnv2 block 2 -> teacher_r34's"
+    back = system.distillers["peer_from_net"].connectors["dec2"].proj[0]
+    assert back.in_channels == 64 and back.out_channels == 16, "each direction has its own connector"
+
+
+def test_a_network_of_a_mutual_learning_run_loads_as_a_teacher(make_cfg, tmp_path):
+    summary = train(make_cfg("+experiment=online_dml", "model@system.peers.peer=teacher_r34", "+trainer.limit_train_batches=1"))
+    ckpt = summary["last_checkpoint"]
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}", "+system.teacher.checkpoint_net=peer")
+    system = build_system(cfg)
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    teacher_state = system.teacher.state_dict()
+    assert all(torch.equal(teacher_state[k[len("peers.peer."):]], v) for k, v in saved.items() if k.startswith("peers.peer."))
+    # The first network of that run is a student_mnv2: as a teacher_r34 it is refused, naming the difference.
+    with pytest.raises(ValueError, match=r"\('net'\) does not match the teacher config \(encoder_name: checkpoint has 'mobilenet_v2'"):
+        build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}"))
+    with pytest.raises(ValueError, match=r"has no network 'peeer'; it holds \['net', 'peer'\]"):
+        build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}", "+system.teacher.checkpoint_net=peeer"))

@@ -1,17 +1,20 @@
 """Distillation terms: which loss reads which tensors, through which connector, with what weight.
 
-A term is ``{loss: {_target_...}, weight: w, inputs: {arg: source}, connector: bool}``. Sources are
-``student:logits``, ``teacher:logits``, ``student:<feature ref>``, ``teacher:<feature ref>`` (see
-:mod:`segkd.distill.features`) and ``target`` (the label map). Everything is checked when the system
-is built: each loss's ``forward`` signature against its inputs, each module path against the nets,
-and each tensor shape (by one probe forward pass) so connectors get the right channel counts.
+A term is ``{loss: {_target_...}, weight: w, inputs: {arg: source}, connector: bool}``. A source is
+``<role>:logits`` or ``<role>:<feature ref>`` (see :mod:`segkd.distill.features`), or ``target``
+(the label map). Roles name the networks a Distiller is built over: ``student`` always (the one that
+learns), and ``teacher`` (offline KD: a frozen checkpoint) or ``peer`` (mutual learning: another
+network of the run). Only the student's tensors carry gradient; every other role's are detached, so
+a peer teaches like a teacher in that term. Everything is checked when the system is built: each
+loss's ``forward`` signature against its inputs, each role and module path against the nets, and
+each tensor shape (by one probe forward pass) so connectors get the right channel counts.
 """
 
 from __future__ import annotations
 
 import inspect
 from contextlib import ExitStack
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +23,7 @@ from torch import Tensor, nn
 
 from segkd.distill.features import FeatureRecorder
 
-ROLES = ("student", "teacher")
+ROLES = ("student", "teacher", "peer")
 
 
 class Connector(nn.Module):
@@ -37,20 +40,21 @@ class Connector(nn.Module):
         return x
 
 
-def parse_source(source: str) -> tuple[str, str | None]:
-    """('student'|'teacher'|'target', ref or None)."""
+def parse_source(source: str, roles: Sequence[str] = ROLES) -> tuple[str, Optional[str]]:
+    """('target', None) or (role, 'logits' | feature ref), refusing roles this Distiller does not have."""
     if source == "target":
         return "target", None
     role, sep, ref = source.partition(":")
-    if role not in ROLES or not sep or not ref:
+    if role not in roles or not sep or not ref:
+        examples = ", ".join(f"'{r}:logits'" for r in roles)
         raise ValueError(
-            f"unknown tensor source '{source}'; use 'target', 'student:logits', 'teacher:logits', "
-            "or 'student:<module path>[#k]' / 'teacher:<module path>[#k]'"
+            f"unknown tensor source '{source}'; use 'target', {examples}, or '<role>:<module path>[#k]' "
+            f"with a role of {list(roles)}"
         )
     return role, ref
 
 
-def check_signature(name: str, loss: nn.Module, inputs: Mapping[str, str]) -> None:
+def check_signature(name: str, loss: nn.Module, inputs: Mapping[str, str], roles: Sequence[str] = ROLES) -> None:
     """The term's inputs must be exactly what the loss's forward can take, with nothing required left out."""
     params = inspect.signature(loss.forward).parameters
     owner = f"{type(loss).__name__}.forward({', '.join(params)})"
@@ -61,63 +65,62 @@ def check_signature(name: str, loss: nn.Module, inputs: Mapping[str, str]) -> No
     if missing:
         raise ValueError(f"distillation term '{name}' gives no source for {missing} of {owner}; add them to its inputs")
     for source in inputs.values():
-        parse_source(source)
+        parse_source(source, roles)
 
 
 class Distiller(nn.Module):
     """Losses and connectors (both nn.ModuleDicts, so they move and train with the student).
 
-    Hooks record the student's and the teacher's features during their forward passes;
-    :meth:`forward` turns them into one raw value per term (weights are applied by the system, which
-    also owns the schedule).
+    ``nets`` maps each role to its network (``student`` plus ``teacher`` or ``peer``). Hooks record
+    the features the terms read during the forward passes inside :meth:`record`; :meth:`forward`
+    turns them into one raw value per term (weights are applied by the system, which also owns the
+    schedule).
     """
 
     def __init__(
         self,
-        terms: Mapping[str, Mapping[str, Any]],
-        student: nn.Module,
-        teacher: nn.Module,
+        terms: Mapping[str, Optional[Mapping[str, Any]]],
+        nets: Mapping[str, nn.Module],
         probe_size: Sequence[int] = (64, 64),
         in_channels: int = 3,
     ) -> None:
         super().__init__()
+        if "student" not in nets:
+            raise ValueError(f"a Distiller needs a 'student' network, got roles {list(nets)}")
+        self.roles = tuple(nets)
         self.losses = nn.ModuleDict()
         self.connectors = nn.ModuleDict()
         self.weights: dict[str, float] = {}
         self.inputs: dict[str, dict[str, str]] = {}
-        refs: dict[str, list[str]] = {"student": [], "teacher": []}
+        refs: dict[str, list[str]] = {role: [] for role in self.roles}
+        terms = {name: term for name, term in terms.items() if term is not None}  # None: switched off
         for name, term in terms.items():
-            if term is None:  # switched off from the command line
-                continue
             loss = instantiate(term["loss"], _convert_="all")
             inputs = dict(term["inputs"])
-            check_signature(name, loss, inputs)
+            check_signature(name, loss, inputs, self.roles)
             self.losses[name] = loss
             self.weights[name] = float(term.get("weight", 1.0))
             self.inputs[name] = inputs
             for source in inputs.values():
-                role, ref = parse_source(source)
-                if role in ROLES and ref != "logits":
+                role, ref = parse_source(source, self.roles)
+                if role != "target" and ref != "logits":
                     refs[role].append(ref)
-        self.recorders = {
-            "student": FeatureRecorder(student, refs["student"], "student"),
-            "teacher": FeatureRecorder(teacher, refs["teacher"], "teacher"),
-        }
-        shapes = self._probe(student, teacher, probe_size, in_channels)
+        self.recorders = {role: FeatureRecorder(net, refs[role], role) for role, net in nets.items()}
+        shapes = self._probe(nets, probe_size, in_channels)
         for name, term in terms.items():
-            if term is None:
-                continue
             if term.get("connector", False):
-                s, t = self.inputs[name].get("student"), self.inputs[name].get("teacher")
-                if s is None or t is None:
+                # A connector maps the loss's `student` argument onto the shape of its `teacher` argument
+                # (whichever network feeds it: the teacher, or a peer).
+                student, teacher = self.inputs[name].get("student"), self.inputs[name].get("teacher")
+                if student is None or teacher is None:
                     raise ValueError(f"distillation term '{name}' has a connector but no student and teacher inputs")
-                self.connectors[name] = Connector(shapes[s][1], shapes[t][1])
+                self.connectors[name] = Connector(shapes[student][1], shapes[teacher][1])
 
-    def _probe(self, student: nn.Module, teacher: nn.Module, size: Sequence[int], in_channels: int) -> dict:
+    def _probe(self, nets: Mapping[str, nn.Module], size: Sequence[int], in_channels: int) -> dict:
         """One forward pass of each net on a blank image, to learn every tensor's shape now, not at step 1."""
         x = torch.zeros(2, in_channels, *size)
         shapes = {}
-        for role, net in (("student", student), ("teacher", teacher)):
+        for role, net in nets.items():
             was_training = net.training
             net.eval()
             try:
@@ -129,26 +132,32 @@ class Distiller(nn.Module):
                 net.train(was_training)
         return shapes
 
-    def terms_reading_teacher_features(self) -> list[str]:
-        """Terms that need the teacher's intermediate features (not just its logits)."""
+    def terms_reading_features(self, role: str) -> list[str]:
+        """Terms that need ``role``'s intermediate features (not just its logits)."""
         return [name for name, inputs in self.inputs.items()
-                if any(parse_source(src)[0] == "teacher" and parse_source(src)[1] != "logits" for src in inputs.values())]
+                if any(parse_source(src, self.roles)[0] == role and parse_source(src, self.roles)[1] != "logits"
+                       for src in inputs.values())]
+
+    def release(self, role: str) -> None:
+        """Stop recording ``role`` (its network is let go, e.g. a teacher replaced by its logit cache)."""
+        self.recorders.pop(role).remove()
 
     def record(self) -> ExitStack:
-        """Context manager around both forward passes of a step: clears, then fills, the feature buffers."""
+        """Context manager around the forward passes of a step: clears, then fills, the feature buffers."""
         stack = ExitStack()
         for recorder in self.recorders.values():
             stack.enter_context(recorder.record())
         return stack
 
-    def _tensor(self, source: str, logits: Mapping[str, Tensor], target: Tensor | None) -> Tensor:
-        role, ref = parse_source(source)
+    def _tensor(self, source: str, logits: Mapping[str, Tensor], target: Optional[Tensor]) -> Tensor:
+        role, ref = parse_source(source, self.roles)
         if role == "target":
             return target
-        return logits[role] if ref == "logits" else self.recorders[role].get(ref)
+        tensor = logits[role] if ref == "logits" else self.recorders[role].get(ref)
+        return tensor if role == "student" else tensor.detach()
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor, target: Tensor | None = None) -> dict[str, Tensor]:
-        logits = {"student": student_logits, "teacher": teacher_logits}
+    def forward(self, logits: Mapping[str, Tensor], target: Optional[Tensor] = None) -> dict[str, Tensor]:
+        """Raw value of every term, from each role's logits (``{"student": ..., "teacher": ...}``) and the labels."""
         values = {}
         for name, loss in self.losses.items():
             args = {arg: self._tensor(src, logits, target) for arg, src in self.inputs[name].items()}
@@ -156,3 +165,6 @@ class Distiller(nn.Module):
                 args["student"] = self.connectors[name](args["student"], args["teacher"].shape[-2:])
             values[name] = loss(**args)
         return values
+
+    def weighted(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return {name: self.weights[name] * value for name, value in values.items()}

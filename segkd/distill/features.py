@@ -2,8 +2,9 @@
 
 A feature reference is ``"<module path>"`` (e.g. ``decoder.blocks.2``) or ``"<module path>#<k>"`` for
 the k-th element of a module that returns a list; smp encoders return all their stage outputs from
-``encoder``, so ``encoder#3`` is the third downsampling stage of any encoder family. The networks'
-code is never edited: a recorder holds the hooks, and forgets its tensors at every ``record()``.
+``encoder``, so ``encoder#3`` is the third downsampling stage of any encoder family; ``<path>@<n>``
+picks the n-th call of a module that runs more than once per pass. The networks' code is never
+edited: a recorder holds the hooks, and forgets its tensors at every ``record()``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from typing import Iterator, Sequence
 from torch import Tensor, nn
 
 
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    path, _, index = ref.partition("#")
-    return path, (int(index) if index else None)
+def parse_ref(ref: str) -> tuple[str, int | None, int | None]:
+    """``path[@call][#k]`` -> (path, call or None, k or None)."""
+    head, _, index = ref.partition("#")
+    path, _, call = head.partition("@")
+    try:
+        return path, (int(call) if call else None), (int(index) if index else None)
+    except ValueError:
+        raise ValueError(f"bad feature reference '{ref}'; use '<module path>[@<call>][#<index>]'") from None
 
 
 def resolve_module(net: nn.Module, path: str, owner: str = "net") -> nn.Module:
@@ -34,12 +40,19 @@ def resolve_module(net: nn.Module, path: str, owner: str = "net") -> nn.Module:
 
 
 class FeatureRecorder:
-    """Forward hooks on one network that keep the latest output of each referenced module."""
+    """Forward hooks on one network that keep the outputs of each referenced module during ``record()``.
+
+    Outside ``record()`` the hooks keep nothing, so validation and inference hold no extra tensors.
+    A module that runs more than once in a recorded pass keeps every call: ``path@n`` picks the
+    n-th (as mmrazor's recorders do); a bare ``path`` then is an error that names the calls, never
+    silently the last one.
+    """
 
     def __init__(self, net: nn.Module, refs: Sequence[str], owner: str = "net") -> None:
         self.refs = list(dict.fromkeys(refs))
         self.owner = owner
-        self.outputs: dict[str, object] = {}
+        self.outputs: dict[str, list] = {}
+        self._active = False
         self._handles = []
         for path in dict.fromkeys(parse_ref(r)[0] for r in self.refs):
             module = resolve_module(net, path, owner)
@@ -47,21 +60,36 @@ class FeatureRecorder:
 
     def _hook(self, path: str):
         def hook(module: nn.Module, args, output) -> None:
-            self.outputs[path] = output
+            if self._active:
+                self.outputs.setdefault(path, []).append(output)
 
         return hook
 
     @contextmanager
     def record(self) -> Iterator["FeatureRecorder"]:
-        """Empty the buffer, run the forward pass inside, read the features after."""
+        """Empty the buffer and keep what the forward passes inside produce; read it before the next one."""
         self.outputs.clear()
-        yield self
+        self._active = True
+        try:
+            yield self
+        finally:
+            self._active = False
 
     def get(self, ref: str) -> Tensor:
-        path, index = parse_ref(ref)
-        if path not in self.outputs:
-            raise RuntimeError(f"{self.owner}: '{path}' did not run in the last forward pass")
-        output = self.outputs[path]
+        path, call, index = parse_ref(ref)
+        calls = self.outputs.get(path)
+        if not calls:
+            raise RuntimeError(f"{self.owner}: '{path}' did not run in the last recorded forward pass")
+        if call is None:
+            if len(calls) > 1:
+                raise ValueError(
+                    f"{self.owner}: '{path}' ran {len(calls)} times in one forward pass; pick a call with "
+                    f"'{path}@<n>' (0..{len(calls) - 1})"
+                )
+            call = 0
+        if not 0 <= call < len(calls):
+            raise ValueError(f"{self.owner}: '{ref}' asks for call {call} of a module that ran {len(calls)} time(s)")
+        output = calls[call]
         if index is None:
             if not isinstance(output, Tensor):
                 raise ValueError(

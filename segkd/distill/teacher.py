@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from segkd.models import build_net
+from segkd.models.checkpoint import MAIN_NET, load_net, net_specs, read_checkpoint
 
 HOW_TO_TRAIN = (
     "train one with `python -m segkd.run +experiment=teacher` and pass teacher_ckpt=<run>/checkpoints/last.ckpt "
@@ -30,32 +30,23 @@ def _normalise(value: Any) -> Any:
 
 
 def load_teacher(
-    checkpoint: Optional[str | Path], net: Optional[Mapping[str, Any]] = None, train_command: Optional[str] = None
+    checkpoint: Optional[str | Path], net: Optional[Mapping[str, Any]] = None, train_command: Optional[str] = None,
+    name: str = MAIN_NET,
 ) -> tuple[nn.Module, dict]:
-    """The teacher net (eval mode, no gradients) and its spec, from ``checkpoint``.
+    """The teacher net (eval mode, no gradients) and its spec: network ``name`` of ``checkpoint``.
 
-    ``net`` is the teacher the config expects; every argument it names must equal the checkpoint's,
-    otherwise the error lists each mismatch. With ``net=None`` the checkpoint's own spec is used.
-    ``train_command`` is the one command that makes the expected checkpoint (the reference
-    teacher's), named when it is missing.
+    Any segkd checkpoint will do (a teacher run, a KD student, or one network of a mutual-learning
+    run with ``name`` = its peer name). ``net`` is the teacher the config expects; every argument it
+    names must equal the checkpoint's, otherwise the error lists each mismatch. With ``net=None``
+    the checkpoint's own spec is used. ``train_command`` is the one command that makes the expected
+    checkpoint (the reference teacher's), named when it is missing.
     """
     hint = how_to_train(train_command)
     if not checkpoint:
         raise ValueError(f"offline KD needs a teacher checkpoint: {hint}")
-    path = Path(checkpoint).expanduser()
-    if path.is_dir():
-        raise ValueError(f"teacher checkpoint {path} is a directory; point teacher_ckpt at a .ckpt file inside it "
-                         "(e.g. <run>/checkpoints/last.ckpt)")
-    if not path.is_file():
-        raise FileNotFoundError(f"teacher checkpoint {path} does not exist; {hint}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a truncated or foreign file
-        raise ValueError(f"teacher checkpoint {path} cannot be read ({type(err).__name__}: {err}); {hint}") from err
-    saved = (ckpt.get("hyper_parameters") or {}).get("net")
-    if not isinstance(saved, Mapping) or "state_dict" not in ckpt:
-        raise ValueError(f"teacher checkpoint {path} is not a segkd checkpoint (no net spec inside); {hint}")
-    if net is not None:
+    ckpt = read_checkpoint(checkpoint, hint, key="teacher_ckpt")
+    saved = net_specs(ckpt).get(name)
+    if net is not None and saved is not None:
         mismatch = [
             f"{key}: checkpoint has {saved.get(key)!r}, config says {value!r}"
             for key, value in net.items()
@@ -63,19 +54,12 @@ def load_teacher(
         ]
         if mismatch:
             raise ValueError(
-                f"teacher checkpoint {path} does not match the teacher config ({'; '.join(mismatch)}); "
+                f"teacher checkpoint {checkpoint} ('{name}') does not match the teacher config ({'; '.join(mismatch)}); "
                 "point teacher.checkpoint at the right run or change the teacher model to match it"
             )
-    teacher = build_net(saved)
-    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    try:
-        teacher.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        first = str(err).splitlines()[:3]
-        raise ValueError(f"teacher checkpoint {path} does not fit the net it describes: {' '.join(first)}") from err
-    teacher.eval()
+    teacher, spec = load_net(checkpoint, name, hint, ckpt=ckpt)
     teacher.requires_grad_(False)
-    return teacher, dict(saved)
+    return teacher, spec
 
 
 def return_freed_memory(device: torch.device) -> None:

@@ -13,11 +13,11 @@ from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import load_teacher, return_freed_memory
 from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
 from segkd.metrics import NetScores
+from segkd.systems.base import SystemBase
 from segkd.systems.optim import batches_seen
-from segkd.systems.supervised import SegmentationSystem
 
 
-class DistillationSystem(SegmentationSystem):
+class DistillationSystem(SystemBase):
     """Student = ``net``; teacher = a checkpoint, frozen; distillation terms from ``distill``.
 
     The teacher is deliberately kept out of the module tree: it is not in the student's checkpoint,
@@ -48,13 +48,14 @@ class DistillationSystem(SegmentationSystem):
         teacher, distill, schedule = (to_plain(x) for x in (teacher, distill, schedule))
         probe_size = list(probe_size)
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
-        teacher_net, _ = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"))
+        teacher_net, _ = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"),
+                                      teacher.get("checkpoint_net") or "net")
         self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.teacher_checkpoint = teacher.get("checkpoint")
-        self.distiller = Distiller(distill.get("terms") or {}, self.net, teacher_net, probe_size)
+        self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
         self.cache_options = dict(teacher.get("cache") or {})
         if self.cache_options.get("enabled"):
-            feature_terms = self.distiller.terms_reading_teacher_features()
+            feature_terms = self.distiller.terms_reading_features("teacher")
             if feature_terms:
                 raise ValueError(
                     f"the teacher cache holds logits only, but distillation terms {feature_terms} read teacher "
@@ -94,7 +95,7 @@ class DistillationSystem(SegmentationSystem):
         if self.cache_options.get("enabled"):
             self._attach_teacher_cache()
             # Training reads the cache; nothing needs the teacher any more, so its memory is returned.
-            self.distiller.recorders["teacher"].remove()
+            self.distiller.release("teacher")
             self.__dict__["teacher"] = None
             return_freed_memory(self.trainer.strategy.root_device)
 
@@ -140,9 +141,9 @@ class DistillationSystem(SegmentationSystem):
             else:
                 with torch.no_grad():
                     teacher_logits = self.teacher(images)
-            terms = self.distiller(logits, teacher_logits, target)
+            terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
         supervised = self.criterion(logits, target)
-        weighted = {n: self.distiller.weights[n] * v for n, v in terms.items()}
+        weighted = self.distiller.weighted(terms)
         #: Read by segkd.callbacks.GradientBalance before the backward pass.
         self.loss_terms = {"supervised": supervised, **weighted}
         distill = sum(weighted.values(), torch.zeros((), device=self.device))

@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterator, Optional, Sequence
 
-import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import Tensor, nn
 
-from segkd.config import plain_hparams, to_plain
+from segkd.config import to_plain
+from segkd.distill.distiller import Distiller
 from segkd.metrics import NetScores
 from segkd.models import build_net
-from segkd.systems.optim import batches_seen, optimizer_and_schedule
+from segkd.models.checkpoint import MAIN_NET
+from segkd.systems.base import SystemBase
+from segkd.systems.optim import batches_seen
 
 
-class MutualLearningSystem(L.LightningModule):
-    """``net`` and its ``peers`` each learn from the labels and from the others' detached predictions.
+def pair(student: str, peer: str) -> str:
+    return f"{student}_from_{peer}"
 
-    Network i minimises ``supervised * CE_i + distill * mean_j KD(logits_i, logits_j.detach())``, with
-    weights and the set of networks that update taken from the loss schedule at every batch.
-    Optimization is manual (one optimizer per network). All losses go through one backward pass:
-    since every peer term is detached, the gradient of the sum with respect to network i is exactly
-    the gradient of loss i, and DDP sees every parameter used in every step. When the schedule
-    updates one network at a time, the others' gradients are computed and dropped (the price of
-    DDP without ``find_unused_parameters``).
+
+class MutualLearningSystem(SystemBase):
+    """``net`` and its ``peers`` each learn from the labels and from the others.
+
+    Network i minimises ``supervised * CE_i + distill * mean_j D(i <- j)``, where ``D(i <- j)`` is the
+    weighted sum of the ``distill`` terms with roles ``student`` (i) and ``peer`` (j, detached): the
+    terms are Distiller terms like offline KD's, checked against each loss's signature when the
+    system is built, so any loss of the library can link peers, feature terms included (their
+    connectors belong to the learning network i).
+
+    One optimizer with a parameter group per network, and Lightning's automatic optimization: one
+    optimizer step per batch, so ``global_step``, ``trainer.max_steps``, step-based schedule periods
+    and the LR schedule all count batches, and gradient clipping and accumulation work as in every
+    other system. All losses go through one backward pass: every peer term is detached, so the
+    gradient of the sum with respect to network i is exactly the gradient of loss i, and DDP sees
+    every parameter used in every step.
+
+    When the schedule updates one network at a time (``loss_schedule=alternating_network``), the idle
+    network runs in eval mode for that batch: it teaches like a frozen teacher, its BatchNorm
+    statistics do not move, and its gradients are dropped before the step (AdamW leaves parameters
+    without a gradient untouched: no moment update, no weight decay). The learning rate follows the
+    run's batch count for every network alike, so an idle phase does not postpone a network's decay.
 
     ``val/mIoU`` is the first network's (``net``, the student of interest); peers log under
-    ``val/<name>/``.
+    ``val/<name>/`` and are saved as ``peers.<name>.*``.
     """
 
     def __init__(
@@ -36,66 +54,57 @@ class MutualLearningSystem(L.LightningModule):
         peers: dict[str, dict[str, Any]],
         class_names: Sequence[str],
         loss: dict[str, Any],
-        kd: dict[str, Any],
+        distill: dict[str, Any],
         optimizer: dict[str, Any],
         schedule: dict[str, Any],
         scheduler: Optional[dict[str, Any]] = None,
         ignore_index: int = 255,
+        probe_size: Sequence[int] = (64, 64),
     ) -> None:
-        super().__init__()
-        net, peers, loss, kd, optimizer, schedule, scheduler = (
-            to_plain(x) for x in (net, peers, loss, kd, optimizer, schedule, scheduler)
-        )
-        class_names = list(class_names)
+        peers, distill, schedule = (to_plain(x) for x in (peers, distill, schedule))
         if not peers:
             raise ValueError("mutual learning needs at least one peer network: set system.peers.<name>=<model spec>")
-        if "net" in peers:
-            raise ValueError("'net' names the first network; give the peers other names")
-        self.save_hyperparameters()
-        plain_hparams(self)
-        self.automatic_optimization = False
-        self.nets = nn.ModuleDict({"net": build_net(net), **{name: build_net(spec) for name, spec in peers.items()}})
-        self.criterion = instantiate(loss)
-        self.kd = instantiate(kd)
+        if MAIN_NET in peers:
+            raise ValueError(f"'{MAIN_NET}' names the first network; give the peers other names")
+        super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
+        self.peers = nn.ModuleDict({name: build_net(spec) for name, spec in peers.items()})
+        for name in self.peers:
+            self.scores_of[name] = NetScores(list(class_names), ignore_index)
+        nets = self.scored_nets()
+        terms = distill.get("terms") or {}
+        self.distillers = nn.ModuleDict({
+            pair(i, j): Distiller(terms, {"student": nets[i], "peer": nets[j]}, list(probe_size))
+            for i in nets for j in nets if i != j
+        })
         self.schedule = instantiate(schedule)
-        self.scores_of = nn.ModuleDict({name: NetScores(class_names, ignore_index) for name in self.nets})
-        self.val_scores: Optional[dict] = None
-        self.peer_scores: dict[str, dict] = {}
-        self.val_curve: list[float] = []
+        self._idle: list[str] = []
 
-    @property
-    def net(self) -> nn.Module:
-        return self.nets["net"]
+    def scored_nets(self) -> dict[str, nn.Module]:
+        return {MAIN_NET: self.net, **self.peers}
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.net(images)
-
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         images, target = batch["image"], batch["mask"]
         phase = self.schedule(batches_seen(self.trainer, batch_idx), self.current_epoch)
-        names = list(self.nets)
-        logits = {name: net(images) for name, net in self.nets.items()}
+        nets = self.scored_nets()
+        names = list(nets)
+        self._idle = [] if phase.update is None else [n for k, n in enumerate(names) if k != phase.update % len(names)]
+        with self._idle_in_eval_mode(nets), self._recording():
+            logits = {name: net(images) for name, net in nets.items()}
         losses, logs = {}, {}
-        for name in names:
-            supervised = self.criterion(logits[name], target)
-            peers = [logits[p].detach() for p in names if p != name]
-            distill = sum(self.kd(logits[name], p, target) for p in peers) / len(peers)
-            losses[name] = phase.supervised * supervised + phase.distill * distill
-            logs.update({f"train/{name}/supervised": supervised, f"train/{name}/distill": distill})
+        for i in names:
+            supervised = self.criterion(logits[i], target)
+            per_peer = []
+            for j in names:
+                if j == i:
+                    continue
+                distiller = self.distillers[pair(i, j)]
+                values = distiller({"student": logits[i], "peer": logits[j]}, target)
+                per_peer.append(sum(distiller.weighted(values).values(), torch.zeros((), device=self.device)))
+                logs.update({f"train/{i}/kd/{name}" + (f"/{j}" if len(names) > 2 else ""): v for name, v in values.items()})
+            distill = sum(per_peer) / len(per_peer)
+            losses[i] = phase.supervised * supervised + phase.distill * distill
+            logs.update({f"train/{i}/supervised": supervised, f"train/{i}/distill": distill})
         total = sum(losses.values())
-
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        for opt in optimizers:
-            opt.zero_grad()
-        self.manual_backward(total)
-        updating = names if phase.update is None else [names[phase.update % len(names)]]
-        for name, opt in zip(names, optimizers):
-            if name in updating:
-                opt.step()
-        schedulers = self.lr_schedulers() or []
-        for sched in schedulers if isinstance(schedulers, list) else [schedulers]:
-            sched.step()
 
         n = len(images)
         self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
@@ -105,35 +114,36 @@ class MutualLearningSystem(L.LightningModule):
              "schedule/updating": float(-1 if phase.update is None else phase.update)},
             on_step=True,
         )
+        return total
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        for name, net in self.nets.items():
-            self.scores_of[name].update(net(batch["image"]), batch["mask"])
+    def _recording(self) -> ExitStack:
+        stack = ExitStack()
+        for distiller in self.distillers.values():
+            stack.enter_context(distiller.record())
+        return stack
 
-    def on_validation_epoch_end(self) -> None:
-        scores = {name: self.scores_of[name].compute_and_reset() for name in self.nets}
-        self.log("val/mIoU", scores["net"]["mIoU"], prog_bar=True)
-        for name, s in scores.items():
-            flat = NetScores.loggable(s, "val" if name == "net" else f"val/{name}")
-            self.log_dict({k: v for k, v in flat.items() if k != "val/mIoU"})
-        if not self.trainer.sanity_checking:
-            self.val_scores = scores["net"]
-            self.peer_scores = {k: v for k, v in scores.items() if k != "net"}
-            self.val_curve.append(scores["net"]["mIoU"])
+    @contextmanager
+    def _idle_in_eval_mode(self, nets: dict[str, nn.Module]) -> Iterator[None]:
+        for name in self._idle:
+            nets[name].eval()
+        try:
+            yield
+        finally:
+            for name in self._idle:
+                nets[name].train()
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["val_curve"] = list(self.val_curve)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.val_curve = list(checkpoint.get("val_curve", []))
-
-    def run_scores(self) -> dict:
-        return {"val": self.val_scores, "peers": self.peer_scores, "val_curve": self.val_curve}
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Idle networks computed gradients (so that DDP saw every parameter used); they are dropped here.
+        for group in optimizer.param_groups:
+            if group.get("network") in self._idle:
+                for p in group["params"]:
+                    p.grad = None
 
     def configure_optimizers(self) -> Any:
-        pairs = [
-            optimizer_and_schedule(self.hparams.optimizer, self.hparams.scheduler, list(net.parameters()),
-                                   self.trainer.estimated_stepping_batches)
-            for net in self.nets.values()
-        ]
-        return [opt for opt, _ in pairs], [sched for _, sched in pairs if sched is not None]
+        nets = self.scored_nets()
+        groups = []
+        for name, net in nets.items():
+            connectors = [self.distillers[pair(name, j)].parameters() for j in nets if j != name]
+            params = [*net.parameters(), *(p for c in connectors for p in c)]
+            groups.append({"params": [p for p in params if p.requires_grad], "network": name})
+        return self.optimizer_over(groups)
