@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import segkd.data.synthstreets as ss
+import segkd.data.synthstreets.api as synth_api  # where the writer looks its helpers up
 from segkd.data.labels import CLASS_NAMES, ID_BY_NAME, IGNORE_INDEX, LABELS, RAW_TO_TRAIN
 from segkd.data.synthstreets import (
     GENERATOR_VERSION,
@@ -230,7 +231,7 @@ def test_ensure_generates_once_then_reuses(tmp_path, monkeypatch, synth_log):
     def boom(*args, **kwargs):
         raise AssertionError("ensure_synthstreets regenerated an up-to-date dataset")
 
-    monkeypatch.setattr(ss, "render_synthstreets_image", boom)
+    monkeypatch.setattr(synth_api, "render_synthstreets_image", boom)
     assert ensure_synthstreets(str(root), **TINY) == root
     assert (manifest.stat().st_mtime_ns, all_files(root)) == before
     assert len([r for r in synth_log if r.levelno == logging.INFO]) == 1, "the reuse must not log a generation"
@@ -261,7 +262,7 @@ def test_ensure_refuses_a_foreign_non_empty_dir(tmp_path):
 
 def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     root = tmp_path / "synth"
-    real_write = ss._write_pair
+    real_write = synth_api._write_pair
     written = []
 
     def crash_after_three(*args, **kwargs):
@@ -270,12 +271,12 @@ def test_crash_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
         written.append(args)
         real_write(*args, **kwargs)
 
-    monkeypatch.setattr(ss, "_write_pair", crash_after_three)
+    monkeypatch.setattr(synth_api, "_write_pair", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
         ensure_synthstreets(root, **TINY)
     assert not root.exists(), "a half-written dataset must never sit at the final path"
     assert not list(tmp_path.glob(".synth.partial-*")), "the temporary dir is cleaned up on failure"
-    monkeypatch.setattr(ss, "_write_pair", real_write)
+    monkeypatch.setattr(synth_api, "_write_pair", real_write)
     # a hard kill (no cleanup) leaves a partial sibling behind; it must not break the next run
     leftover = tmp_path / ".synth.partial-deadbeef"
     (leftover / "leftImg8bit" / "train").mkdir(parents=True)
