@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from torch import Tensor
 
 from segkd.config import plain_hparams, to_plain
-from segkd.data.class_stats import class_weights
+from segkd.losses.class_weights import class_weights
 from segkd.metrics import NetScores
 from segkd.models import build_net
 from segkd.systems.optim import optimizer_and_schedule
