@@ -19,14 +19,13 @@ import torch.nn.functional as F
 from segkd.config import build, compose_train_config
 from segkd.distill.teacher import load_teacher
 from segkd.distill.teacher_cache import bytes_per_image, compress, expand, replay, stored_size
+from segkd.losses.softmax import softmax_kl
 
 LAYOUTS = [(1, None), (1, 8), (1, 5), (1, 3), (2, None), (2, 5), (4, None), (4, 5), (8, 5)]
 
 
 def kl(p_logits: torch.Tensor, q_logits: torch.Tensor, t: float) -> float:
-    log_p = F.log_softmax(p_logits / t, dim=0)
-    log_q = F.log_softmax(q_logits / t, dim=0)
-    return float((log_p.exp() * (log_p - log_q)).sum(0).mean())
+    return float(softmax_kl(p_logits, q_logits, t, dim=0).mean())
 
 
 def main() -> None:

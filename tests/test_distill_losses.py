@@ -1,4 +1,8 @@
-"""Distillation losses, the connector and the term signature check, against plain references written here."""
+"""Distillation losses, the connector and the term signature check, against plain references written here.
+
+What every loss promises (zero at student == teacher, no gradient into the teacher, finite on an
+all-void crop, a gradient through a connector) is tested once for all of them in test_loss_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -28,15 +32,6 @@ def _pair(shape, seed=0, dtype=torch.float64):
 
 def _close(actual, expected):
     torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), rtol=RTOL, atol=ATOL)
-
-
-def _grad_reaches_student_only(loss_fn, student, teacher):
-    student = student.clone().requires_grad_()
-    teacher = teacher.clone().requires_grad_()
-    loss_fn(student, teacher).backward()
-    assert student.grad is not None
-    assert student.grad.abs().max().item() > 0
-    assert teacher.grad is None
 
 
 # ----------------------------------------------------------------------------- references
@@ -179,20 +174,6 @@ def test_logit_kd_matches_reference_without_target_mean_over_all_pixels():
     _close(value, 9.0 * sum(flat) / len(flat))
 
 
-def test_logit_kd_zero_when_student_equals_teacher():
-    student, _, target = _logit_batch()
-    loss = LogitKD(temperature=4.0)
-    assert abs(loss(student, student.clone(), target).item()) < 1e-6
-    assert abs(loss(student, student.clone()).item()) < 1e-6
-
-
-def test_logit_kd_gradient_reaches_student_only():
-    student, teacher, target = _logit_batch()
-    loss = LogitKD(temperature=2.0)
-    _grad_reaches_student_only(lambda s, t: loss(s, t, target), student, teacher)
-    _grad_reaches_student_only(loss, student, teacher)
-
-
 def test_logit_kd_ignored_pixels_do_not_count():
     student, teacher, target = _logit_batch()
     loss = LogitKD(temperature=4.0, ignore_index=255)
@@ -234,12 +215,6 @@ def test_logit_kd_custom_ignore_index():
     _close(value, _ref_logit_kd(student, teacher, 2.0, target, ignore_index=-1))
 
 
-def test_logit_kd_all_pixels_ignored_is_zero_not_nan():
-    student, teacher, target = _logit_batch()
-    value = LogitKD(temperature=2.0)(student, teacher, torch.full_like(target, 255))
-    assert value.item() == 0.0
-
-
 @pytest.mark.parametrize("temperature", [0.5, 2.0, 5.0])
 def test_logit_kd_temperature_squared_factor(temperature):
     student, teacher, target = _logit_batch(seed=3)
@@ -266,16 +241,6 @@ def test_cwd_matches_reference(tau):
     _close(ChannelWiseKD(tau=tau)(student, teacher), _ref_cwd(student, teacher, tau))
 
 
-def test_cwd_zero_when_student_equals_teacher():
-    student, _ = _pair((2, 3, 4, 5))
-    assert abs(ChannelWiseKD(tau=2.0)(student, student.clone()).item()) < 1e-6
-
-
-def test_cwd_gradient_reaches_student_only():
-    student, teacher = _pair((2, 3, 4, 5))
-    _grad_reaches_student_only(ChannelWiseKD(tau=2.0), student, teacher)
-
-
 def test_cwd_shape_mismatch_mentions_connector():
     student, _ = _pair((2, 3, 4, 4))
     _, teacher = _pair((2, 5, 4, 4))
@@ -300,16 +265,6 @@ def test_pairwise_matches_reference(grid, size, pool):
     value = PairwiseAffinityKD(grid=grid, pool=pool)(student, teacher)
     _close(value, _ref_pairwise(student, teacher, grid, pool))
     assert value.item() > 0
-
-
-def test_pairwise_zero_when_student_equals_teacher():
-    student, _ = _pair((2, 4, 8, 8))
-    assert abs(PairwiseAffinityKD(grid=4)(student, student.clone()).item()) < 1e-6
-
-
-def test_pairwise_gradient_reaches_student_only():
-    student, teacher = _pair((2, 4, 8, 8))
-    _grad_reaches_student_only(PairwiseAffinityKD(grid=4), student, teacher)
 
 
 # ----------------------------------------------------------------------------- FeatureKD
@@ -345,18 +300,6 @@ def test_feature_cosine_is_scale_invariant_and_mse_is_not():
 
 
 @pytest.mark.parametrize("metric", ["mse", "cosine"])
-def test_feature_zero_when_student_equals_teacher(metric):
-    student, _ = _pair((2, 4, 5, 6))
-    assert abs(FeatureKD(metric)(student, student.clone()).item()) < 1e-6
-
-
-@pytest.mark.parametrize("metric", ["mse", "cosine"])
-def test_feature_gradient_reaches_student_only(metric):
-    student, teacher = _pair((2, 4, 5, 6))
-    _grad_reaches_student_only(FeatureKD(metric), student, teacher)
-
-
-@pytest.mark.parametrize("metric", ["mse", "cosine"])
 @pytest.mark.parametrize("teacher_shape", [(2, 5, 4, 4), (2, 3, 8, 8)])
 def test_feature_shape_mismatch_mentions_connector(metric, teacher_shape):
     student, _ = _pair((2, 3, 4, 4))
@@ -372,20 +315,6 @@ def test_feature_rejects_unknown_metric():
 
 
 # ----------------------------------------------------------------------------- Connector
-
-
-def test_connector_gradient_flows_through_feature_term():
-    torch.manual_seed(0)
-    connector = Connector(3, 5)
-    student = torch.randn(2, 3, 4, 4, requires_grad=True)
-    teacher = torch.randn(2, 5, 4, 4, requires_grad=True)
-    out = connector(student, teacher.shape[-2:])
-    assert out.shape == teacher.shape
-    FeatureKD("mse")(out, teacher).backward()
-    conv = connector.proj[0]
-    assert conv.weight.grad is not None and conv.weight.grad.abs().max().item() > 0
-    assert student.grad is not None and student.grad.abs().max().item() > 0
-    assert teacher.grad is None
 
 
 def test_connector_resizes_bilinearly_to_teacher_size():

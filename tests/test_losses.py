@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segkd.data.class_stats import class_weights
 from segkd.losses import SegmentationCrossEntropy
+from segkd.losses.class_weights import class_weights
 
 
 def _batch(seed=0, num_classes=4):

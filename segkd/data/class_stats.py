@@ -1,6 +1,6 @@
-"""Pixel statistics of a split and the class-weighting schemes built on them.
+"""Pixel statistics of a split: the counts that class weights (:mod:`segkd.losses.class_weights`) are built on.
 
-Weights are computed from the untransformed train masks (what the split contains, not what one
+They are counted from the untransformed train masks (what the split contains, not what one
 epoch of random crops happened to see), and cached, since a full Cityscapes scan takes minutes.
 """
 
@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-
-WEIGHTING_SCHEMES = ("none", "inverse", "median", "enet")
 
 
 def class_statistics(dataset, num_classes: int, cache_dir: Optional[str | Path] = None) -> dict:
@@ -49,34 +47,3 @@ def class_statistics(dataset, num_classes: int, cache_dir: Optional[str | Path] 
         tmp.write_text(json.dumps(stats))
         tmp.replace(cache_file)
     return stats
-
-
-def class_weights(stats: dict, scheme: str, enet_c: float = 1.02) -> np.ndarray:
-    """Per-class loss weights.
-
-    - ``inverse``: 1 / frequency, rescaled to mean 1 over the classes present.
-    - ``median``: median frequency balancing (Eigen & Fergus): freq_c = pixels_c / pixels of the images
-      where c appears; weight = median(freq) / freq_c.
-    - ``enet``: 1 / ln(c + p_class) with c = 1.02 (Paszke et al., ENet), bounded for rare classes.
-    Classes absent from the split get weight 0: they cannot be learned from it and should not skew the mean.
-    """
-    if scheme not in WEIGHTING_SCHEMES:
-        raise ValueError(f"unknown class weighting '{scheme}'; choose one of {', '.join(WEIGHTING_SCHEMES)}")
-    pixels = np.asarray(stats["pixels"], dtype=np.float64)
-    present = pixels > 0
-    weights = np.zeros_like(pixels)
-    if scheme == "none":
-        return np.ones_like(pixels)
-    if scheme == "inverse":
-        freq = pixels / pixels.sum()
-        weights[present] = 1.0 / freq[present]
-        weights[present] /= weights[present].mean()
-    elif scheme == "median":
-        denom = np.asarray(stats["pixels_of_images_present"], dtype=np.float64)
-        freq = np.zeros_like(pixels)
-        freq[present] = pixels[present] / denom[present]
-        weights[present] = np.median(freq[present]) / freq[present]
-    elif scheme == "enet":
-        prob = pixels / pixels.sum()
-        weights[present] = 1.0 / np.log(enet_c + prob[present])
-    return weights

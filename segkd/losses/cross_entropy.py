@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segkd.data.class_stats import WEIGHTING_SCHEMES
+from segkd.losses.class_weights import WEIGHTING_SCHEMES
+from segkd.losses.softmax import entropy, tempered_log_softmax
 
 
 class SegmentationCrossEntropy(nn.Module):
@@ -73,10 +74,9 @@ class SegmentationCrossEntropy(nn.Module):
         pixel_weight = valid.float() if weight is None else weight[target.clamp(max=self.num_classes - 1)] * valid
         loss = (per_pixel * valid).sum() / pixel_weight.sum().clamp_min(1e-12)
         if self.confidence_penalty:
-            log_p = logits.log_softmax(dim=1)
-            entropy = -(log_p.exp() * log_p).sum(dim=1)
             mask = (target != self.ignore_index).float()
-            loss = loss - self.confidence_penalty * (entropy * mask).sum() / mask.sum().clamp_min(1.0)
+            mean_entropy = (entropy(tempered_log_softmax(logits)) * mask).sum() / mask.sum().clamp_min(1.0)
+            loss = loss - self.confidence_penalty * mean_entropy
         return loss
 
     @torch.no_grad()

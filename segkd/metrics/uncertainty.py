@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from segkd.losses.softmax import entropy, off_argmax_mass, tempered_log_softmax
+
 
 class PredictiveEntropy(Metric):
     """Mean per-pixel entropy (nats) of softmax(logits), and mean 1 - max probability, over valid pixels."""
@@ -24,13 +26,10 @@ class PredictiveEntropy(Metric):
         self.add_state("count", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: Tensor, target: Tensor) -> None:
-        log_p = logits.detach().float().log_softmax(dim=1)
-        p = log_p.exp()
-        entropy = -(p * log_p).sum(dim=1)
-        dark = 1.0 - p.amax(dim=1)
+        log_p = tempered_log_softmax(logits.detach().float())
         valid = target != self.ignore_index
-        self.entropy_sum += entropy[valid].double().sum()
-        self.dark_sum += dark[valid].double().sum()
+        self.entropy_sum += entropy(log_p)[valid].double().sum()
+        self.dark_sum += off_argmax_mass(log_p)[valid].double().sum()
         self.count += valid.sum()
 
     def compute(self) -> dict[str, Tensor]:

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from segkd.config import plain_hparams, to_plain
-from segkd.data.class_stats import class_weights
+from segkd.losses.class_weights import class_weights
 from segkd.metrics import NetScores
 from segkd.models import build_net
 from segkd.models.checkpoint import MAIN_NET

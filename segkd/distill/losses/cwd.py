@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segkd.distill.losses.shapes import require_same_shape
+from segkd.losses.softmax import softmax_kl
 
 
 class ChannelWiseKD(nn.Module):
@@ -25,8 +25,5 @@ class ChannelWiseKD(nn.Module):
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
         require_same_shape("CWD", student, teacher)
         n, c = student.shape[:2]
-        s = student.reshape(n * c, -1) / self.tau
-        t = teacher.detach().reshape(n * c, -1) / self.tau
-        log_p_t = F.log_softmax(t, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - F.log_softmax(s, dim=1))).sum(dim=1)
+        kl = softmax_kl(teacher.detach().reshape(n * c, -1), student.reshape(n * c, -1), self.tau)
         return kl.mean() * self.tau**2

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from segkd.losses.softmax import softmax_kl
 
 
 class LogitKD(nn.Module):
@@ -25,9 +26,7 @@ class LogitKD(nn.Module):
 
     def forward(self, student: Tensor, teacher: Tensor, target: Optional[Tensor] = None) -> Tensor:
         t = self.temperature
-        log_p_student = F.log_softmax(student / t, dim=1)
-        log_p_teacher = F.log_softmax(teacher.detach() / t, dim=1)
-        per_pixel = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)
+        per_pixel = softmax_kl(teacher.detach(), student, t)
         if target is None:
             return per_pixel.mean() * t * t
         valid = (target != self.ignore_index).to(per_pixel.dtype)
