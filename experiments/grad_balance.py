@@ -57,8 +57,8 @@ def main() -> None:
         for paradigm in paradigms:
             cfg = compose_train_config(
                 ["+experiment=offline_kd", f"teacher_ckpt={args.teacher}", f"distill_paradigm={paradigm}",
-                 *overrides_for(paradigm, extra), "trainer.max_epochs=1", f"+trainer.limit_train_batches={args.steps}",
-                 "+trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                 *overrides_for(paradigm, extra), "trainer.max_epochs=1", f"trainer.limit_train_batches={args.steps}",
+                 "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
                  f"callbacks.grad_balance.steps={args.steps}", *args.overrides],
                 work / f"{variant}-{paradigm}",
             )

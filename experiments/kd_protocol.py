@@ -11,7 +11,7 @@
 
 Jobs whose summary.json exists are skipped; a job that has a last.ckpt but no summary resumes from
 it. Overrides after `--` go to every job, the teacher's included: e.g. `-- dataset=cityscapes
-dataset.dataset.root=/data/cityscapes` runs the same protocol on another Cityscapes-layout tree.
+dataset.root=/data/cityscapes` runs the same protocol on another Cityscapes-layout tree.
 With --jobs 2 two jobs run side by side with one thread each (faster than one job on two threads
 on a 2-core CPU). Every job is a plain `python -m segkd.run` command, printed before it starts.
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Optional
 
 import hydra
 from omegaconf import DictConfig
@@ -12,8 +13,19 @@ from segkd.train import DDP_JOB_DIR_ENV, RESOLVED_CONFIG, train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+def main(cfg: DictConfig) -> Optional[float]:
+    """Train, and hand the val mIoU back to Hydra: a sweeper (Optuna) maximises what the job returns."""
+    return val_miou(train(cfg))
+
+
+def val_miou(summary: dict) -> Optional[float]:
+    """The final validation's mIoU from a run summary; None when no validation ran.
+
+    The final score rather than the best epoch's: it is what the run delivers (the averaged net's,
+    with weight averaging on), while the best epoch is picked on the same split and flatters noisy runs.
+    """
+    val = summary.get("val") or {}
+    return float(val["mIoU"]) if val.get("mIoU") is not None else None
 
 
 def _argv_for_ddp_child(argv: list[str]) -> list[str]:

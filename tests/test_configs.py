@@ -1,12 +1,16 @@
-"""Every config file composes, and every _target_ in it instantiates."""
+"""Every config file composes and every _target_ in it instantiates; every Trainer argument is a `trainer.X=` key."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 from hydra.utils import instantiate
 from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch.profilers import SimpleProfiler
+from omegaconf import OmegaConf
 
-from segkd.config import to_plain
+from segkd.config import compose_train_config, to_plain
 from segkd.distill.schedules import Phase
 from segkd.models import build_net
 
@@ -15,6 +19,19 @@ from conftest import CONF_DIR
 GROUPS = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONF_DIR.iterdir() if p.is_dir()}
 CHOICES = [(g, o) for g in ("model", "dataset", "trainer", "logger", "callbacks", "distill_paradigm", "loss_schedule", "distill_loss") for o in GROUPS[g]]
 EXPERIMENTS = GROUPS["experiment"]
+DEBUG = GROUPS["debug"]
+
+#: Trainer arguments segkd passes itself, from other config groups.
+TRAINER_FROM_ELSEWHERE = {"callbacks", "logger"}
+#: Where conf/trainer/default.yaml deliberately differs from Lightning's default (each says why there).
+TRAINER_CHOICES = {"default_root_dir", "devices", "precision", "max_epochs", "num_sanity_val_steps", "deterministic",
+                   "log_every_n_steps", "enable_progress_bar", "enable_model_summary"}
+TRAINER_ARGS = {name: p.default for name, p in inspect.signature(Trainer.__init__).parameters.items() if name != "self"}
+
+
+def _trainer(cfg) -> Trainer:
+    """The Trainer a config describes, built as train() builds it, minus callbacks and loggers."""
+    return instantiate(to_plain(cfg.trainer), logger=False, enable_checkpointing=False)
 
 
 def test_primary_config_has_the_design_groups_and_no_experiment_default():
@@ -60,3 +77,92 @@ def test_every_experiment_composes(make_cfg, experiment):
     cfg = make_cfg(f"+experiment={experiment}", *extra)
     assert cfg.task_name
     to_plain(cfg)  # every interpolation resolves
+
+
+# ----------------------------------------------------------------------------- trainer: every argument
+
+def test_trainer_config_lists_every_lightning_trainer_argument():
+    # A Lightning upgrade that adds (or drops) an argument fails here: list it with Lightning's default.
+    listed = set(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml")) - {"_target_"}
+    assert listed == set(TRAINER_ARGS) - TRAINER_FROM_ELSEWHERE, (
+        f"missing: {sorted(set(TRAINER_ARGS) - TRAINER_FROM_ELSEWHERE - listed)}, "
+        f"not Trainer arguments: {sorted(listed - set(TRAINER_ARGS))}"
+    )
+
+
+def test_trainer_config_keeps_lightning_defaults_except_segkd_choices():
+    node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "trainer" / "default.yaml"))
+    differs = {k for k in TRAINER_ARGS if k in node and node[k] != TRAINER_ARGS[k]}
+    assert differs == TRAINER_CHOICES
+
+
+def test_trainer_arguments_override_without_plus_and_reach_the_trainer(make_cfg):
+    # fast_dev_run and overfit_batches set the limits themselves: each is checked on its own.
+    assert _trainer(make_cfg("trainer.fast_dev_run=true")).fast_dev_run is True
+    assert _trainer(make_cfg("trainer.overfit_batches=3")).overfit_batches == 3
+    trainer = _trainer(make_cfg(
+        "trainer.limit_train_batches=2", "trainer.limit_val_batches=0.5", "trainer.max_steps=7",
+        "trainer.accumulate_grad_batches=2", "trainer.gradient_clip_val=1.5", "trainer.precision=bf16-mixed",
+        "trainer.profiler=simple", "trainer.val_check_interval=0.5",
+    ))
+    assert (trainer.limit_train_batches, trainer.limit_val_batches, trainer.max_steps) == (2, 0.5, 7)
+    assert trainer.accumulate_grad_batches == 2 and trainer.gradient_clip_val == 1.5
+    assert trainer.precision == "bf16-mixed" and isinstance(trainer.profiler, SimpleProfiler)
+    assert trainer.val_check_interval == 0.5
+
+
+@pytest.mark.parametrize("option", ["cpu", "ddp"])
+def test_trainer_presets_compose_on_the_full_default(make_cfg, option):
+    cfg = make_cfg(f"trainer={option}", "trainer.fast_dev_run=true", fast=False)
+    assert set(cfg.trainer) - {"_target_"} == set(TRAINER_ARGS) - TRAINER_FROM_ELSEWHERE
+    assert cfg.trainer.fast_dev_run is True and cfg.trainer.max_epochs == 12
+    assert (cfg.trainer.accelerator, cfg.trainer.strategy) == {"cpu": ("cpu", "auto"), "ddp": ("auto", "ddp")}[option]
+
+
+# ----------------------------------------------------------------------------- debug group
+
+@pytest.mark.parametrize("option", DEBUG)
+@pytest.mark.parametrize("experiment", [None, "student"])
+def test_every_debug_option_composes_without_plus(make_cfg, option, experiment):
+    cfg = make_cfg(f"debug={option}", *([f"+experiment={experiment}"] if experiment else []), fast=False)
+    trainer = _trainer(cfg)
+    assert cfg.dataset.num_workers == 0 and trainer.num_devices == 1
+    assert set(cfg.logger) == {"csv"}, "debug runs make no W&B runs"
+    assert trainer._detect_anomaly is False and cfg.trainer.deterministic == "warn"
+    if option == "fdr":
+        assert trainer.fast_dev_run is True
+    if option == "overfit":
+        assert trainer.overfit_batches == 3 and cfg.dataset.jitter == 0 and list(cfg.dataset.scale_range) == [1, 1]
+    if option == "limit":
+        assert (trainer.limit_train_batches, trainer.limit_val_batches) == (5, 2)
+    if option == "profiler":
+        assert isinstance(trainer.profiler, SimpleProfiler)
+    if experiment:
+        # Hydra merges +experiment=... after the debug group: the experiment's own budget wins
+        # (documented in conf/debug/default.yaml); what it does not set, debug decides.
+        assert cfg.trainer.max_epochs == 4
+
+
+def test_debug_runs_go_to_their_own_folder(tmp_path, cache_dir):
+    # Without make_cfg, which points paths.log_dir at the test's folder: the debug config's own value counts.
+    cfg = compose_train_config(["debug=fdr", f"paths.cache_dir={cache_dir}"], tmp_path / "run")
+    assert cfg.paths.log_dir == f"{cfg.paths.root_dir}/outputs/debug"
+
+
+# ----------------------------------------------------------------------------- dataset.root
+
+@pytest.mark.parametrize("dataset", ["cityscapes", "bdd100k"])
+def test_dataset_root_is_one_key_that_reaches_the_dataset(make_cfg, dataset, tmp_path):
+    cfg = make_cfg(f"dataset={dataset}", f"dataset.root={tmp_path / 'data'}", fast=False)
+    assert cfg.dataset.dataset.root == str(tmp_path / "data")
+    assert cfg.reference_teacher_dir.endswith(f"/{dataset}-data-v1"), "the reference teacher is named after the root"
+    datamodule = instantiate(cfg.dataset)
+    assert datamodule.root == str(tmp_path / "data")
+
+
+def test_synthstreets_root_moves_both_the_generator_and_the_reader(make_cfg, tmp_path):
+    default = make_cfg()
+    assert default.dataset.root.endswith("/synthstreets/s0_n16-5_64x128"), "the generator's parameters name it"
+    assert default.dataset.prepare.root == default.dataset.dataset.root == default.dataset.root
+    cfg = make_cfg(f"dataset.root={tmp_path / 'mine'}")
+    assert cfg.dataset.prepare.root == cfg.dataset.dataset.root == str(tmp_path / "mine")

@@ -69,7 +69,7 @@ def test_transforms_keep_pairs_aligned_and_pad_with_ignore(tmp_path):
 
 
 def test_missing_root_names_the_setting(tmp_path):
-    with pytest.raises(DatasetError, match=r"does not exist; set dataset\.dataset\.root="):
+    with pytest.raises(DatasetError, match=r"does not exist; set dataset\.root="):
         CityscapesDataset(tmp_path / "nope", "train")
 
 

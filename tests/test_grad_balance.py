@@ -40,7 +40,7 @@ def test_ratio_of_a_term_three_times_the_supervised_one_is_three():
 
 def test_kd_run_records_each_terms_balance(make_cfg, teacher_ckpt):
     cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=logits_decoder",
-                   "+trainer.limit_train_batches=3")
+                   "trainer.limit_train_batches=3")
     ratios = train(cfg)["grad_ratio"]
     assert set(ratios) == {"logits", "dec2"}
     assert all(0 < r < float("inf") for r in ratios.values())

@@ -39,7 +39,7 @@ def run_cli(args: list[str], run_dir: Path, cache_dir: Path) -> dict:
 
 def test_ddp_two_cpu_processes_report_the_single_process_miou(tmp_path, cache_dir, make_cfg):
     # 5 val images over 2 ranks: a padding sampler would count one image twice.
-    args = [*FAST, "trainer=ddp", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "dataset.val_batch_size=2"]
+    args = [*FAST, "trainer=ddp", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "dataset.val_batch_size=2"]
     summary = run_cli(args, tmp_path / "ddp", cache_dir)
     assert (tmp_path / "ddp" / "ddp_rank1.log").exists(), "a second rank ran"
     assert summary["global_step"] == 2
@@ -98,7 +98,7 @@ def test_sweep_over_three_paradigms_writes_one_summary_each(tmp_path, cache_dir,
 def test_offline_kd_sweep_under_ddp_runs_each_job_once(tmp_path, cache_dir, teacher_ckpt):
     # Lightning relaunches the command line for rank 1; with -m that would restart the sweep in every child.
     args = [*FAST, "+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "trainer=ddp",
-            "+trainer.limit_train_batches=2", "distill_paradigm=logits,pairwise"]
+            "trainer.limit_train_batches=2", "distill_paradigm=logits,pairwise"]
     sweep = tmp_path / "sweep"
     summaries = run_sweep(args, sweep, cache_dir)
     assert len(summaries) == 2 and sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
@@ -108,7 +108,7 @@ def test_offline_kd_sweep_under_ddp_runs_each_job_once(tmp_path, cache_dir, teac
 
 
 def test_mutual_learning_under_ddp(tmp_path, cache_dir):
-    args = [*FAST, "+experiment=online_alternating", "trainer=ddp", "+trainer.limit_train_batches=2",
+    args = [*FAST, "+experiment=online_alternating", "trainer=ddp", "trainer.limit_train_batches=2",
             "trainer.max_epochs=2"]
     summary = run_cli(args, tmp_path / "dml", cache_dir)
     assert (tmp_path / "dml" / "ddp_rank1.log").exists()

@@ -14,7 +14,7 @@ from conftest import write_cityscapes_tree
 
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(make_cfg, tmp_path):
     def run(seed: int) -> tuple[float, float]:
-        summary = train(make_cfg(f"seed={seed}", "+trainer.limit_train_batches=3"))
+        summary = train(make_cfg(f"seed={seed}", "trainer.limit_train_batches=3"))
         return summary["val"]["mIoU"], summary["val"]["pixel_acc"]
 
     first, again, other = run(7), run(7), run(8)

@@ -113,7 +113,7 @@ def test_cached_teacher_refuses_feature_terms(make_cfg, teacher_ckpt):
 
 def test_offline_kd_trains_from_the_cache(make_cfg, teacher_ckpt, tmp_path):
     cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "teacher_cache=true",
-                   "distill_paradigm=cwd", "+trainer.limit_train_batches=2")
+                   "distill_paradigm=cwd", "trainer.limit_train_batches=2")
     summary = train(cfg)
     info = summary["teacher_cache"]
     assert info["images"] == 16 and info["mb_per_image"] > 0 and info["stored_size"] == [64, 128]

@@ -1,4 +1,4 @@
-"""End to end in-process: each experiment trains under fast_dev_run; a short run writes summary.json."""
+"""End to end in-process: each experiment trains under fast_dev_run; a short run writes summary.json; CLI habits."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ EXPERIMENTS = sorted(f.stem for f in (CONF_DIR / "experiment").glob("*.yaml"))
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_fast_dev_run(make_cfg, experiment, request):
     extra = [f"teacher_ckpt={request.getfixturevalue('teacher_ckpt')}"] if "offline" in experiment else []
-    cfg = make_cfg(f"+experiment={experiment}", "+trainer.fast_dev_run=true", *extra)
+    cfg = make_cfg(f"+experiment={experiment}", "trainer.fast_dev_run=true", *extra)
     summary = train(cfg)
     assert summary["global_step"] == 1, "one optimizer step per batch, mutual learning included"
     assert summary["experiment"] == experiment
@@ -61,7 +61,7 @@ def test_last_checkpoint_is_the_last_step_even_when_the_best_came_early(make_cfg
 def test_wandb_logger_runs_offline_into_the_run_dir(make_cfg, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = make_cfg("logger=csv_wandb", "trainer.max_epochs=1", "+trainer.limit_train_batches=1")
+    cfg = make_cfg("logger=csv_wandb", "trainer.max_epochs=1", "trainer.limit_train_batches=1")
     train(cfg)
     import wandb
 
@@ -70,3 +70,36 @@ def test_wandb_logger_runs_offline_into_the_run_dir(make_cfg, tmp_path, monkeypa
     assert len(runs) == 1, "offline by default: no network, no login"
     record = next(runs[0].glob("run-*.wandb")).read_bytes()  # the offline run's transaction log
     assert b"val/mIoU" in record and b"encoder_name" in record, "metrics and the config reach W&B"
+
+
+# ----------------------------------------------------------------------------- command-line habits
+
+def test_trainer_limits_from_the_command_line_reach_the_run(make_cfg):
+    summary = train(make_cfg("trainer.limit_train_batches=2", "trainer.max_steps=2", "trainer.max_epochs=5"))
+    assert summary["global_step"] == 2 and summary["epochs"] == 1
+
+
+def test_debug_fdr_trains_in_process(make_cfg, tmp_path):
+    summary = train(make_cfg("debug=fdr"))
+    assert summary["global_step"] == 1 and 0.0 <= summary["val"]["mIoU"] <= 1.0
+    assert not summary["last_checkpoint"], "fast_dev_run writes no checkpoints"
+
+
+@pytest.mark.parametrize("option,steps", [("overfit", 3), ("limit", 4), ("profiler", 4)])
+def test_debug_options_run_one_epoch(make_cfg, tmp_path, option, steps):
+    # FAST's trainer.max_epochs=1 (command line) outranks the debug config's epochs; the rest is its own.
+    summary = train(make_cfg(f"debug={option}"))
+    assert summary["global_step"] == steps and summary["val"] is not None
+    if option == "profiler":
+        report = (tmp_path / "run" / "fit-profile.txt").read_text()
+        assert "run_training_epoch" in report
+
+
+def test_hydra_main_returns_the_val_miou_for_sweepers(make_cfg, tmp_path):
+    from segkd.run import main
+
+    task = main.__wrapped__  # the function under @hydra.main, as Hydra calls it for each job
+    score = task(make_cfg("trainer.fast_dev_run=true"))
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert isinstance(score, float) and score == written["val"]["mIoU"]
+    assert task(make_cfg("trainer.max_steps=1", "trainer.limit_val_batches=0")) is None, "no validation, no score"

@@ -24,6 +24,10 @@ class SegmentationDataModule(L.LightningDataModule):
     same module serves Cityscapes, BDD100K and the embedded SynthStreets. ``prepare``, when given, is
     run once per node before anything is read (it writes SynthStreets on first use).
 
+    ``root`` is where the data lives. The config keeps it at the top of each dataset file, so that
+    the same override (``dataset.root=/data/cityscapes``) works for every dataset, and interpolates
+    it into ``dataset`` and ``prepare``; here it is only recorded.
+
     Validation under DDP uses a sampler that does not pad the split by repeating samples: the
     confusion matrix summed over ranks then counts every image exactly once.
     """
@@ -32,6 +36,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self,
         dataset: Callable[..., SegmentationFolder],
         name: str = "dataset",
+        root: Optional[str] = None,
         num_classes: int = 19,
         train_split: str = "train",
         val_split: str = "val",
@@ -53,6 +58,7 @@ class SegmentationDataModule(L.LightningDataModule):
         super().__init__()
         self.dataset = dataset
         self.name = name
+        self.root = root
         self.num_classes = num_classes
         self.train_split = train_split
         self.val_split = val_split

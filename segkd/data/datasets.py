@@ -37,7 +37,7 @@ class SegmentationFolder(Dataset):
         self.extras: list[Callable[[dict], dict]] = []
         if not self.root.is_dir():
             raise DatasetError(
-                f"{self.dataset_name} root {self.root} does not exist; set dataset.dataset.root=/path/to/"
+                f"{self.dataset_name} root {self.root} does not exist; set dataset.root=/path/to/"
                 f"{self.dataset_name.lower()} (the folder that holds {self.layout_hint()})"
             )
         self.samples: list[tuple[Path, Path]] = self.find_samples()
