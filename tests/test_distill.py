@@ -142,7 +142,7 @@ def test_alternating_network_schedule_updates_one_network_per_step(make_cfg):
 
 
 def test_mutual_learning_counts_batches_as_steps(make_cfg):
-    cfg = make_cfg("+experiment=online_dml", "trainer.max_epochs=-1", "+trainer.max_steps=3", "callbacks=none")
+    cfg = make_cfg("+experiment=online_dml", "trainer.max_epochs=-1", "trainer.max_steps=3", "callbacks=none")
     summary = train(cfg)
     assert summary["global_step"] == 3, "max_steps counts batches, not optimizer calls per network"
 
@@ -161,7 +161,7 @@ def test_mutual_terms_are_checked_at_build_time(make_cfg):
 
 def test_feature_terms_link_peers_of_different_widths(make_cfg):
     cfg = make_cfg("+experiment=online_features", "model@system.peers.peer=teacher_r34", "trainer.max_epochs=1",
-                   "+trainer.limit_train_batches=2")
+                   "trainer.limit_train_batches=2")
     summary = train(cfg)
     assert summary["global_step"] == 2 and set(summary["peers"]) == {"peer"}
     system = MutualLearningSystem.load_from_checkpoint(summary["last_checkpoint"], map_location="cpu")
@@ -172,9 +172,9 @@ def test_feature_terms_link_peers_of_different_widths(make_cfg):
 
 
 def test_a_network_of_a_mutual_learning_run_loads_as_a_teacher(make_cfg, tmp_path):
-    summary = train(make_cfg("+experiment=online_dml", "model@system.peers.peer=teacher_r34", "+trainer.limit_train_batches=1"))
+    summary = train(make_cfg("+experiment=online_dml", "model@system.peers.peer=teacher_r34", "trainer.limit_train_batches=1"))
     ckpt = summary["last_checkpoint"]
-    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}", "+system.teacher.checkpoint_net=peer")
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}", "system.teacher.checkpoint_net=peer")
     system = build_system(cfg)
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     teacher_state = system.teacher.state_dict()
@@ -183,4 +183,4 @@ def test_a_network_of_a_mutual_learning_run_loads_as_a_teacher(make_cfg, tmp_pat
     with pytest.raises(ValueError, match=r"\('net'\) does not match the teacher config \(encoder_name: checkpoint has 'mobilenet_v2'"):
         build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}"))
     with pytest.raises(ValueError, match=r"has no network 'peeer'; it holds \['net', 'peer'\]"):
-        build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}", "+system.teacher.checkpoint_net=peeer"))
+        build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}", "system.teacher.checkpoint_net=peeer"))

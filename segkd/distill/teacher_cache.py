@@ -236,9 +236,14 @@ class _NpyRows:
 
 
 def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int, stride: int,
-                  top_k: Optional[int], flip: bool, mean: Sequence[float], std: Sequence[float]) -> dict:
-    """Everything a cache's content depends on; its hash names the cache folder."""
-    return {
+                  top_k: Optional[int], flip: bool, mean: Sequence[float], std: Sequence[float],
+                  teacher_net: str = "net") -> dict:
+    """Everything a cache's content depends on; its hash names the cache folder.
+
+    ``teacher_net`` (which network of the checkpoint teaches) enters only when it is not the main
+    one, so the caches of ordinary teachers keep their names.
+    """
+    meta = {
         "version": CACHE_VERSION,
         "teacher_sha256": file_sha256(teacher_checkpoint),
         "dataset": type(dataset).__name__,
@@ -252,6 +257,9 @@ def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
     }
+    if teacher_net != "net":
+        meta["teacher_net"] = teacher_net
+    return meta
 
 
 def cache_key(meta: Mapping[str, Any]) -> str:
@@ -346,11 +354,12 @@ def _write_synced(path: Path, text: str) -> None:
 def open_or_build(teacher: nn.Module, teacher_checkpoint: str | Path, dataset: Any, num_classes: int,
                   cache_dir: str | Path, path: Optional[str | Path] = None, stride: int = 1,
                   top_k: Optional[int] = None, flip: bool = True, batch_size: int = 8, num_workers: int = 0,
-                  device: torch.device | str = "cpu", build: bool = True) -> TeacherLogitCache:
+                  device: torch.device | str = "cpu", build: bool = True,
+                  teacher_net: str = "net") -> TeacherLogitCache:
     """The cache for this teacher and split: the given ``path`` (checked), else the keyed one under
     ``cache_dir``, built first if it does not exist (only when ``build``; other ranks wait and open)."""
     mean, std = _normalisation(dataset)
-    meta = expected_meta(teacher_checkpoint, dataset, num_classes, stride, top_k, flip, mean, std)
+    meta = expected_meta(teacher_checkpoint, dataset, num_classes, stride, top_k, flip, mean, std, teacher_net)
     if path is not None:
         cache = TeacherLogitCache(path)
         cache.check(meta)

@@ -52,6 +52,7 @@ class DistillationSystem(SystemBase):
                                       teacher.get("checkpoint_net") or "net")
         self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.teacher_checkpoint = teacher.get("checkpoint")
+        self.teacher_net_name = teacher.get("checkpoint_net") or "net"
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
         self.cache_options = dict(teacher.get("cache") or {})
         if self.cache_options.get("enabled"):
@@ -121,7 +122,7 @@ class DistillationSystem(SystemBase):
             num_classes=len(self.hparams.class_names), cache_dir=options["dir"], path=options.get("path"),
             stride=int(options.get("stride") or 1), top_k=options.get("top_k"), flip=bool(options.get("flip", True)),
             batch_size=int(options.get("batch_size") or 8), num_workers=datamodule.num_workers,
-            device=strategy.root_device,
+            device=strategy.root_device, teacher_net=self.teacher_net_name,
         )
         cache = open_or_build(self.teacher, build=True, **kwargs) if self.trainer.is_global_zero else None
         strategy.barrier("teacher_cache")  # the other ranks open what rank 0 built
