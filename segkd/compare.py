@@ -68,10 +68,18 @@ class Run:
         return (self.summary.get("val") or {}).get("IoU") or {}
 
 
+def _canonical(override: str) -> str:
+    """One spelling per value: a multirun records `teacher_cache=True` where a single run has `=true`."""
+    key, sep, value = override.partition("=")
+    if value.lower() in ("true", "false", "null"):
+        value = value.lower()
+    return key + sep + value
+
+
 def recipe_fields(summary: dict) -> dict[str, Any]:
     """What defines a recipe: everything a run was told, except its seed and bookkeeping."""
     tags = summary.get("tags") or []
-    extra = sorted(o for o in summary.get("overrides") or []
+    extra = sorted(_canonical(o) for o in summary.get("overrides") or []
                    if _override_key(o) not in NOT_RECIPE and not _override_key(o).startswith(NOT_RECIPE_PREFIXES))
     return {
         "experiment": summary.get("experiment"),

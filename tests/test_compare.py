@@ -125,3 +125,11 @@ def test_pareto_front():
 def test_cli_errors_in_one_line(tmp_path, capsys):
     assert compare.main([str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_multirun_and_a_single_run_of_one_recipe_are_one_recipe(tmp_path):
+    # Hydra's multirun records `teacher_cache=True`; a single run's command line says `teacher_cache=true`.
+    write_summary(tmp_path, "single", 1, 0.25, "offline_kd", "logits", overrides=("teacher_cache=true",))
+    write_summary(tmp_path, "multi", 2, 0.27, "offline_kd", "logits", overrides=("teacher_cache=True",))
+    rows = compare.report([tmp_path], plots=False)
+    assert [r["n_seeds"] for r in rows if r["paradigm"] == "logits"] == [2]
