@@ -5,7 +5,9 @@
 
 Every system trains on the same SynthStreets batches with the default config (batch 8, 64x128
 crops, CPU threads as set by torch). Rounds interleave the systems so drift on a noisy machine hits
-all of them alike; the first steps of each fit are warm-up and not counted. Printed ratios:
+all of them alike; the first steps of each fit are warm-up and not counted. A step is one training
+iteration end to end, fetching its batch included (with the cache, that is where the teacher's
+logits are read and warped; SynthStreets loads in the training process). Printed ratios:
 offline KD step (live teacher, or cached teacher logits) / student-only step, and DML step / two
 student-only steps. The teacher-logit cache is built once first (its build time and size are
 printed). With --memory each system also runs alone in a fresh process (so one system's peak cannot
@@ -37,21 +39,23 @@ WARMUP = 3
 
 
 class StepClock(Callback):
-    """Wall time from batch start to the end of its optimizer step(s)."""
+    """Wall time of each training iteration, end of one batch to the end of the next: fetching the
+    batch (with the teacher-logit cache: reading and warping its logits), forward, loss, backward
+    and optimizer step(s), as a user waits for them."""
 
     def __init__(self, batches: int) -> None:
         self.times: list[float] = []
         self.batches = 0
         self.stop_after = batches
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._t = time.perf_counter()
+        self._last: float | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
         self.batches += 1
-        if self.batches > WARMUP:
-            self.times.append(time.perf_counter() - self._t)
-        # Counted in batches: mutual learning makes one optimizer step per network per batch.
+        if self.batches > WARMUP and self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now
+        # Counted in batches, the unit of every system (mutual learning included).
         trainer.should_stop = self.batches >= self.stop_after
 
 
