@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,12 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 # ${basename:/a/b/c} -> c: names a cache folder after the data it belongs to (conf/train.yaml).
 OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, replace=True)
+
+#: This process's run id: its start time to the second plus a random suffix, so that two runs (or two
+#: sweeps) started in the same second never share an output dir. One value per process: every job of
+#: a sweep shares its sweep's dir, and DDP ranks > 0 are handed their job's dir (segkd.run).
+RUN_ID = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(2)}"
+OmegaConf.register_new_resolver("run_id", lambda: RUN_ID, replace=True)
 
 
 def to_plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import lightning as L
 import torch
@@ -36,6 +36,11 @@ def _instantiate_all(group: Any) -> list:
     if not group:
         return []
     return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+
+
+def _existing(path: str) -> Optional[str]:
+    """A checkpoint path for summary.json only if the file was written (fast_dev_run writes none)."""
+    return path if path and Path(path).is_file() else None
 
 
 def _hydra_overrides() -> list[str]:
@@ -122,8 +127,8 @@ def train(cfg: DictConfig) -> dict:
         "wall_time_s": wall_time,
         "timing": timer.summary() if timer is not None else {},
         "grad_ratio": balance.summary() if balance is not None else {},
-        "best_checkpoint": best_ckpt.best_model_path if best_ckpt is not None else None,
-        "last_checkpoint": last_ckpt.best_model_path if last_ckpt is not None else None,
+        "best_checkpoint": _existing(best_ckpt.best_model_path) if best_ckpt is not None else None,
+        "last_checkpoint": _existing(last_ckpt.best_model_path) if last_ckpt is not None else None,
         "output_dir": str(output_dir),
     }
     if trainer.is_global_zero:

@@ -114,3 +114,20 @@ def test_mutual_learning_under_ddp(tmp_path, cache_dir):
     assert (tmp_path / "dml" / "ddp_rank1.log").exists()
     assert summary["global_step"] == 2 * 2  # epochs x batches: one optimizer step per batch
     assert 0.0 <= summary["val"]["mIoU"] <= 1.0 and 0.0 <= summary["peers"]["peer"]["mIoU"] <= 1.0
+
+
+def test_two_runs_started_together_get_their_own_dirs(tmp_path, cache_dir):
+    # Started in the same second, both used to resolve to runs/<time> and write into one dir.
+    cmds = [[sys.executable, "-m", "segkd.run", *FAST, "trainer.limit_train_batches=1", f"seed={seed}",
+             f"paths.log_dir={tmp_path}"] for seed in (1, 2)]
+    procs = [subprocess.Popen(c, cwd=ROOT, env=env_for(cache_dir), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for c in cmds]
+    for proc in procs:
+        _, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-3000:]
+    runs = sorted((tmp_path / "student" / "runs").iterdir())
+    assert len(runs) == 2, f"one dir per run, got {[r.name for r in runs]}"
+    for run in runs:
+        summary = json.loads((run / "summary.json").read_text())
+        assert f"seed: {summary['seed']}" in (run / "resolved_config.yaml").read_text(), "a dir holds one run"
+    assert sorted(json.loads((r / "summary.json").read_text())["seed"] for r in runs) == [1, 2]

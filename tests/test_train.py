@@ -21,6 +21,7 @@ def test_experiment_fast_dev_run(make_cfg, experiment, request):
     cfg = make_cfg(f"+experiment={experiment}", "trainer.fast_dev_run=true", *extra)
     summary = train(cfg)
     assert summary["global_step"] == 1, "one optimizer step per batch, mutual learning included"
+    assert summary["last_checkpoint"] is None and summary["best_checkpoint"] is None, "fast_dev_run writes none"
     assert summary["experiment"] == experiment
     assert 0.0 <= summary["val"]["mIoU"] <= 1.0
 
