@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def class_statistics(dataset, num_classes: int, cache_dir: Optional[str | Path] = None) -> dict:
@@ -42,8 +47,23 @@ def class_statistics(dataset, num_classes: int, cache_dir: Optional[str | Path] 
         "pixels_of_images_present": image_pixels.tolist(),
     }
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stats))
-        tmp.replace(cache_file)
+        _write_atomically(cache_file, json.dumps(stats))
     return stats
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A temporary file of its own in the same dir, then a rename: processes computing the same
+    statistics at once never see (or remove) each other's half-written file. A cache dir that
+    cannot be written (read-only media) costs the cache, not the run."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        log.warning("class statistics not cached (%s: %s); they are recomputed next time", type(err).__name__, err)
