@@ -43,7 +43,7 @@ def test_three_processes_computing_at_once(tmp_path):
     data = MaskSet(tmp_path / "masks")
     expected = class_statistics(data, 19)
     errors = mp.get_context("fork").Queue()
-    procs = [mp.get_context("fork").Process(target=_hammer, args=(str(tmp_path / "masks"), str(tmp_path / "cache"), 40, errors))
+    procs = [mp.get_context("fork").Process(target=_hammer, args=(str(tmp_path / "masks"), str(tmp_path / "cache"), 400, errors))
              for _ in range(3)]
     for p in procs:
         p.start()

@@ -28,8 +28,10 @@ def class_statistics(dataset, num_classes: int, cache_dir: Optional[str | Path] 
             stat = label.stat()
             key.update(f"{label}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
         cache_file = Path(cache_dir) / f"class_stats-{key.hexdigest()[:16]}.json"
-        if cache_file.is_file():
+        try:
             return json.loads(cache_file.read_text())
+        except (OSError, json.JSONDecodeError):  # not cached yet, removed meanwhile, or unreadable
+            pass
     pixels = np.zeros(num_classes, dtype=np.int64)
     images = np.zeros(num_classes, dtype=np.int64)
     image_pixels = np.zeros(num_classes, dtype=np.int64)
