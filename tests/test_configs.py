@@ -166,3 +166,12 @@ def test_synthstreets_root_moves_both_the_generator_and_the_reader(make_cfg, tmp
     assert default.dataset.prepare.root == default.dataset.dataset.root == default.dataset.root
     cfg = make_cfg(f"dataset.root={tmp_path / 'mine'}")
     assert cfg.dataset.prepare.root == cfg.dataset.dataset.root == str(tmp_path / "mine")
+
+
+def test_students_train_at_scale_1_and_the_reference_teacher_keeps_its_recipe(tmp_path):
+    def scales(*overrides):
+        return to_plain(compose_train_config(list(overrides), tmp_path).dataset.scale_range)
+
+    assert scales("+experiment=student") == scales("+experiment=offline_kd") == [1.0, 1.0]
+    assert scales("+experiment=reference_teacher") == [0.5, 1.25], "v1 of the reference teacher's recipe"
+    assert scales("+experiment=reference_teacher", "dataset=cityscapes") == [0.5, 2.0]

@@ -54,6 +54,7 @@ class SegmentationDataModule(L.LightningDataModule):
         stats_cache_dir: Optional[str] = None,
         seed: Optional[int] = None,
         logit_cache: Optional[dict] = None,
+        teacher_scale_range: Optional[Sequence[float]] = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -78,6 +79,9 @@ class SegmentationDataModule(L.LightningDataModule):
         #: How offline KD stores a teacher's logits over this data (segkd.distill.teacher_cache):
         #: full resolution suits small images; 1024x2048 ones need a stride and top-k.
         self.logit_cache = dict(logit_cache or {"stride": 1, "top_k": None})
+        #: The scale augmentation of this data's reference teacher (conf/experiment/reference_teacher.yaml),
+        #: which may differ from the students' (``scale_range``).
+        self.teacher_scale_range = tuple(teacher_scale_range) if teacher_scale_range is not None else self.scale_range
         self.train_set: Optional[SegmentationFolder] = None
         self.val_set: Optional[SegmentationFolder] = None
 
