@@ -38,6 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from segkd.models.checkpoint import MAIN_NET
+
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
@@ -237,7 +239,7 @@ class _NpyRows:
 
 def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int, stride: int,
                   top_k: Optional[int], flip: bool, mean: Sequence[float], std: Sequence[float],
-                  teacher_net: str = "net") -> dict:
+                  teacher_net: str = MAIN_NET) -> dict:
     """Everything a cache's content depends on; its hash names the cache folder.
 
     ``teacher_net`` (which network of the checkpoint teaches) enters only when it is not the main
@@ -257,7 +259,7 @@ def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
     }
-    if teacher_net != "net":
+    if teacher_net != MAIN_NET:
         meta["teacher_net"] = teacher_net
     return meta
 
@@ -355,7 +357,7 @@ def open_or_build(teacher: nn.Module, teacher_checkpoint: str | Path, dataset: A
                   cache_dir: str | Path, path: Optional[str | Path] = None, stride: int = 1,
                   top_k: Optional[int] = None, flip: bool = True, batch_size: int = 8, num_workers: int = 0,
                   device: torch.device | str = "cpu", build: bool = True,
-                  teacher_net: str = "net") -> TeacherLogitCache:
+                  teacher_net: str = MAIN_NET) -> TeacherLogitCache:
     """The cache for this teacher and split: the given ``path`` (checked), else the keyed one under
     ``cache_dir``, built first if it does not exist (only when ``build``; other ranks wait and open)."""
     mean, std = _normalisation(dataset)

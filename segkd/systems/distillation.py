@@ -13,6 +13,7 @@ from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import load_teacher, return_freed_memory
 from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
 from segkd.metrics import NetScores
+from segkd.models.checkpoint import MAIN_NET
 from segkd.systems.base import SystemBase
 from segkd.systems.optim import batches_seen
 
@@ -48,11 +49,11 @@ class DistillationSystem(SystemBase):
         teacher, distill, schedule = (to_plain(x) for x in (teacher, distill, schedule))
         probe_size = list(probe_size)
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
+        self.teacher_net_name = teacher.get("checkpoint_net") or MAIN_NET
         teacher_net, _ = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"),
-                                      teacher.get("checkpoint_net") or "net")
+                                      self.teacher_net_name)
         self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.teacher_checkpoint = teacher.get("checkpoint")
-        self.teacher_net_name = teacher.get("checkpoint_net") or "net"
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
         self.cache_options = dict(teacher.get("cache") or {})
         if self.cache_options.get("enabled"):
