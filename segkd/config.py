@@ -63,19 +63,22 @@ def compose_train_config(overrides: list[str], output_dir: str | Path, config_di
 
 
 def build(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, but a user error raised by the target surfaces as itself.
+    """``hydra.utils.instantiate``, but an error segkd raised for the user surfaces as itself.
 
-    Hydra wraps every exception in an InstantiationException with a framework preamble; the
-    messages segkd writes (bad dataset root, teacher mismatch, unknown hook path) are meant to be
-    the one line a user reads, so they are re-raised unwrapped.
+    Hydra wraps every exception in an InstantiationException with a framework preamble, once per
+    nested node; the messages segkd writes (bad dataset root, unknown encoder, teacher mismatch,
+    unknown hook path) are meant to be the one line a user reads, so they are re-raised unwrapped
+    (segkd.errors finds them at any depth). Errors from elsewhere keep Hydra's wrapping.
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    from segkd.errors import users_error
+
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, (ValueError, FileNotFoundError, TypeError)):
-            raise cause.with_traceback(None) from None
+        found = users_error(err)
+        if found is not None:
+            raise found from None  # its traceback still ends where segkd raised it
         raise

@@ -9,13 +9,18 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig
 
+from segkd.errors import errors_in_one_line
 from segkd.train import DDP_JOB_DIR_ENV, RESOLVED_CONFIG, train
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> Optional[float]:
-    """Train, and hand the val mIoU back to Hydra: a sweeper (Optuna) maximises what the job returns."""
-    return val_miou(train(cfg))
+    """Train, and hand the val mIoU back to Hydra: a sweeper (Optuna) maximises what the job returns.
+
+    segkd's own errors (data, config, checkpoints) end the run with their one line (segkd.errors).
+    """
+    with errors_in_one_line():
+        return val_miou(train(cfg))
 
 
 def val_miou(summary: dict) -> Optional[float]:

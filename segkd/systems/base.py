@@ -14,7 +14,7 @@ from segkd.losses.class_weights import class_weights
 from segkd.metrics import NetScores
 from segkd.models import build_net
 from segkd.models.checkpoint import MAIN_NET
-from segkd.systems.optim import optimizer_and_schedule
+from segkd.systems.optim import check_optimizer, optimizer_and_schedule
 
 
 class SystemBase(L.LightningModule):
@@ -47,6 +47,7 @@ class SystemBase(L.LightningModule):
     ) -> None:
         super().__init__()
         net, loss, optimizer, scheduler = (to_plain(x) for x in (net, loss, optimizer, scheduler))
+        check_optimizer(optimizer)
         self.save_hyperparameters()
         plain_hparams(self)
         self.net = build_net(net)

@@ -1,0 +1,65 @@
+"""Errors a user can act on, shown as one line instead of 30-90 lines of traceback.
+
+segkd's own checks (bad data, config, checkpoints, hook paths) already write messages that say what
+is wrong and how to fix it; the traceback around them only buries that line. An error is segkd's own
+when segkd code raised it, wherever it travelled since: Hydra wraps errors raised while it
+instantiates a config node (nested for nested nodes), so the chain is searched. Anything raised
+elsewhere (a library, a bug) keeps its full traceback. ``SEGKD_DEBUG=1`` (or Hydra's
+``HYDRA_FULL_ERROR=1``) shows the traceback of every error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+#: Either variable set to a non-empty value other than 0 shows full tracebacks.
+DEBUG_ENV = ("SEGKD_DEBUG", "HYDRA_FULL_ERROR")
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def debugging() -> bool:
+    return any(os.environ.get(name, "") not in ("", "0") for name in DEBUG_ENV)
+
+
+def _raised_in_segkd(err: BaseException) -> bool:
+    """Whether the innermost frame of the error's traceback is segkd code."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE_DIR)
+
+
+def users_error(err: BaseException) -> Optional[BaseException]:
+    """The error segkd raised for the user somewhere in ``err``'s chain of causes, or None."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, Exception) and _raised_in_segkd(err):
+            return err  # the outermost: segkd's message, with whatever it added to a cause it wraps
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (multi-line messages are joined)."""
+    text = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+    return text or type(err).__name__
+
+
+@contextmanager
+def errors_in_one_line(prog: str = "segkd") -> Iterator[None]:
+    """Turn segkd's own errors into one line on stderr and exit status 1; re-raise everything else."""
+    try:
+        yield
+    except Exception as err:
+        found = None if debugging() else users_error(err)
+        if found is None:
+            raise
+        print(f"{prog}: error: {one_line(found)} (SEGKD_DEBUG=1 shows the traceback)", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,73 @@
+"""segkd's own errors end a run with one line; everything else keeps its traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from segkd.errors import errors_in_one_line, users_error
+from segkd.train import train
+
+from conftest import FAST, ROOT
+
+
+def test_an_error_segkd_raised_becomes_one_line_and_exit_status_1(make_cfg, capsys, monkeypatch):
+    monkeypatch.delenv("SEGKD_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exit_info, errors_in_one_line():
+        train(make_cfg("model.encoder_name=resnet999"))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("segkd: error: ")
+    assert "resnet999" in err and "SEGKD_DEBUG=1" in err
+
+
+def test_segkd_debug_shows_the_original_error(make_cfg, monkeypatch):
+    monkeypatch.setenv("SEGKD_DEBUG", "1")
+    with pytest.raises(ValueError, match="resnet999"), errors_in_one_line():
+        train(make_cfg("model.encoder_name=resnet999"))
+
+
+def test_an_error_raised_outside_segkd_keeps_its_traceback(monkeypatch):
+    monkeypatch.delenv("SEGKD_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(RuntimeError), errors_in_one_line():
+        torch.zeros(2) + torch.zeros(3)  # a library's error: possibly a bug, so the traceback stays
+
+
+def test_the_message_is_found_inside_nested_instantiation_errors():
+    # Hydra wraps an error of an inner node in one InstantiationException per level.
+    inner = {"_target_": "segkd.distill.losses.cwd.ChannelWiseKD", "tau": -1}
+    with pytest.raises(InstantiationException) as info:
+        instantiate({"_target_": "builtins.dict", "loss": inner})
+    found = users_error(info.value)
+    assert isinstance(found, ValueError) and "tau must be > 0" in str(found)
+
+    with pytest.raises(InstantiationException) as info:
+        instantiate({"_target_": "builtins.dict", "loss": {"_target_": "torch.nn.Conv2d", "in_channels": -1,
+                                                           "out_channels": 1, "kernel_size": 1}})
+    assert users_error(info.value) is None, "a library's error is not segkd's: its traceback stays"
+
+
+@pytest.mark.parametrize("override, key", [("system.optimizer.lr=-0.01", "system.optimizer.lr"),
+                                           ("system.optimizer.lr=0", "system.optimizer.lr")])
+def test_invalid_values_are_refused_naming_the_key(make_cfg, override, key):
+    with pytest.raises(ValueError, match=key):
+        train(make_cfg(override))
+
+
+@pytest.mark.slow
+def test_the_cli_prints_one_line_without_a_traceback(tmp_path, cache_dir):
+    cmd = [sys.executable, "-m", "segkd.run", *FAST, f"paths.cache_dir={cache_dir}", f"hydra.run.dir={tmp_path}",
+           "dataset.root=/nonexistent/synthstreets_elsewhere", "dataset.prepare=null"]
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("SEGKD_DEBUG", "HYDRA_FULL_ERROR")}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("segkd: error: ") and "/nonexistent/synthstreets_elsewhere" in last
