@@ -96,7 +96,10 @@ def test_layout_follows_cityscapes(big_root):
     assert not list(big_root.rglob("*labelTrainIds*")), "the loader must exercise the raw-id mapping"
     assert set(TRAIN_CITIES).isdisjoint(VAL_CITIES)
     manifest = json.loads((big_root / MANIFEST_NAME).read_text())
+    files = manifest.pop("files")
     assert manifest == {**BIG, "version": GENERATOR_VERSION}
+    assert len(files) == 2 * (BIG["num_train"] + BIG["num_val"])
+    assert all(files[str(p.relative_to(big_root))] == p.stat().st_size for p in big_root.rglob("*.png"))
 
 
 def test_files_are_rgb_not_bgr(big_root):

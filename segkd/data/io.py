@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from segkd.data.errors import DatasetError
 
@@ -14,11 +15,34 @@ def _imread(path: Path, flags: int, what: str) -> np.ndarray:
     """cv2 returns None rather than raising on a missing, truncated or foreign file."""
     array = cv2.imread(str(path), flags)
     if array is None:
-        raise DatasetError(
-            f"cannot read {what} {path}: the file is corrupt or not an image; "
-            "re-extract it from the dataset archive or delete it"
-        )
+        raise _unreadable(path, what)
     return array
+
+
+def _unreadable(path: Path, what: str) -> DatasetError:
+    """Why ``path`` could not be read: gone or damaged, which have different fixes.
+
+    The file list is made when the dataset is built, so a missing file vanished mid-run; existence
+    is checked only after a failed read, so reading costs no extra system call.
+    """
+    if not Path(path).exists():
+        return DatasetError(
+            f"cannot read {what} {path}: the file no longer exists (deleted or moved while the run was using it?); "
+            "restore it, or restart the run so that the file list is made again"
+        )
+    return DatasetError(
+        f"cannot read {what} {path}: the file is corrupt or not an image; "
+        "re-extract it from the dataset archive or delete it"
+    )
+
+
+def read_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image from its header alone (~0.1 ms), without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except OSError as err:
+        raise _unreadable(path, "image") from err
 
 
 def read_rgb(path: Path) -> np.ndarray:
