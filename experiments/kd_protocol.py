@@ -1,7 +1,8 @@
 """segkd's results protocol: does distillation help? One command, resumable, any Cityscapes-layout data.
 
     .venv/bin/python experiments/kd_protocol.py [--seeds 1,2,3] [--jobs 2] [--out outputs/kd_protocol]
-        [--only scratch,logits,...] [--publish docs/results/kd_protocol] [-- OVERRIDE ...]
+        [--only scratch,logits,...] [--recipe NAME="OVERRIDE ..."] [--publish docs/results/kd_protocol]
+        [-- OVERRIDE ...]
 
 1. trains the reference teacher of the data once (or reuses it; an interrupted one resumes);
 2. runs the scratch student, every offline-KD paradigm, DML and online alternating at the same
@@ -9,6 +10,9 @@
 3. runs `python -m segkd.compare` over the results and, with --publish, copies comparison.json/.md
    (small text files) to the given folder.
 
+--recipe adds a recipe of your own (repeatable), e.g. a sweep point to set beside the defaults:
+`--recipe cwd_w3="+experiment=offline_kd distill_paradigm=cwd teacher_cache=true
+distill_paradigm.terms.cwd.weight=3"`; with --only, name it there too.
 Jobs whose summary.json exists are skipped; a job that has a last.ckpt but no summary resumes from
 it. Overrides after `--` go to every job, the teacher's included: e.g. `-- dataset=cityscapes
 dataset.root=/data/cityscapes` runs the same protocol on another Cityscapes-layout tree.
@@ -44,6 +48,16 @@ RECIPES: list[tuple[str, list[str]]] = [
 ]
 
 
+def parse_recipe(text: str) -> tuple[str, list[str]]:
+    """``NAME=OVERRIDE OVERRIDE ...`` (from --recipe) as a RECIPES entry."""
+    name, sep, overrides = text.partition("=")
+    if not sep or not name.strip() or not overrides.split():
+        sys.exit(f'--recipe takes NAME="OVERRIDE ...", got {text!r}')
+    if name.strip() in {n for n, _ in RECIPES}:
+        sys.exit(f"--recipe {name.strip()}: that name is a built-in recipe; choose another")
+    return name.strip(), overrides.split()
+
+
 def run(cmd: list[str], log_file: Path, threads: int | None) -> int:
     env = dict(os.environ)
     if threads is not None:
@@ -75,12 +89,15 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="jobs side by side (one thread each when > 1)")
     parser.add_argument("--out", default="outputs/kd_protocol")
     parser.add_argument("--only", help="comma-separated recipe names (default: all)")
+    parser.add_argument("--recipe", action="append", default=[], metavar='NAME="OVERRIDE ..."',
+                        help="an extra recipe: its name and its overrides (repeatable)")
     parser.add_argument("--publish", help="copy comparison.json/.md here when done (e.g. docs/results/kd_protocol)")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for every job")
     args = parser.parse_args()
     out = (ROOT / args.out).resolve()
     seeds = [s for s in args.seeds.split(",") if s]
-    recipes = [r for r in RECIPES if not args.only or r[0] in args.only.split(",")]
+    recipes = [r for r in RECIPES + [parse_recipe(text) for text in args.recipe]
+               if not args.only or r[0] in args.only.split(",")]
     threads = 1 if args.jobs > 1 else None
 
     teacher_dir = reference_teacher_dir(args.overrides)
