@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from segkd.callbacks import EpochTimer, GradientBalance
 from segkd.config import build, to_plain
 from segkd.models import measure_complexity
+from segkd.models.checkpoint import check_resumable
 from segkd.summary import print_summary, write_summary
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ def train(cfg: DictConfig) -> dict:
     system = build(
         cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False
     )
+    check_resumable(cfg.get("ckpt_path"), system.hparams)  # a wrong resume file fails here, in one line
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer_kwargs = _trainer_kwargs(cfg)

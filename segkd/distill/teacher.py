@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import nn
 
-from segkd.models.checkpoint import MAIN_NET, load_net, net_specs, read_checkpoint
+from segkd.models.checkpoint import MAIN_NET, load_net, net_specs, read_checkpoint, spec_mismatch
 
 HOW_TO_TRAIN = (
     "train one with `python -m segkd.run +experiment=teacher` and pass teacher_ckpt=<run>/checkpoints/last.ckpt "
@@ -23,10 +23,6 @@ def how_to_train(train_command: Optional[str]) -> str:
     if not train_command:
         return HOW_TO_TRAIN
     return f"train it once with `{train_command}`, or pass teacher_ckpt=<run>/checkpoints/last.ckpt"
-
-
-def _normalise(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def load_teacher(
@@ -47,11 +43,7 @@ def load_teacher(
     ckpt = read_checkpoint(checkpoint, hint, key="teacher_ckpt")
     saved = net_specs(ckpt).get(name)
     if net is not None and saved is not None:
-        mismatch = [
-            f"{key}: checkpoint has {saved.get(key)!r}, config says {value!r}"
-            for key, value in net.items()
-            if _normalise(saved.get(key)) != _normalise(value) and key != "encoder_weights"
-        ]
+        mismatch = spec_mismatch(saved, net)
         if mismatch:
             raise ValueError(
                 f"teacher checkpoint {checkpoint} ('{name}') does not match the teacher config ({'; '.join(mismatch)}); "

@@ -2,7 +2,8 @@
 
 Every segkd system saves its model specs as hyperparameters (``net``, and ``peers`` for mutual
 learning) and its weights under ``net.*`` / ``peers.<name>.*`` (the contract in
-segkd.systems.base), so a checkpoint alone rebuilds any of its networks. This lives beside
+segkd.systems.base), so a checkpoint alone rebuilds any of its networks, and a run can tell
+before resuming whether a checkpoint is one of its own (``check_resumable``). This lives beside
 ``build_net`` rather than in segkd.systems so that lower layers (the teacher loader in segkd.distill)
 can use it without importing the systems.
 """
@@ -10,7 +11,7 @@ can use it without importing the systems.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
@@ -19,6 +20,9 @@ from segkd.models.unet import build_net
 
 #: The first network of every system: the one whose score is val/mIoU (the student of interest).
 MAIN_NET = "net"
+#: ``ckpt_path`` values Lightning resolves itself instead of reading them as a file name.
+LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc", "registry")
+RESUME_HINT = "ckpt_path must name a checkpoint of this experiment and model; ckpt_path=null starts afresh"
 
 
 class CheckpointError(ValueError):
@@ -37,19 +41,32 @@ def read_checkpoint(path: str | Path, hint: str = "", key: str = "the path") -> 
                               f"(e.g. <run>/checkpoints/last.ckpt){suffix}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist{suffix}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes){suffix}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}){suffix}") from err
-    specs = net_specs(ckpt)
-    if not specs or not isinstance(ckpt.get("state_dict"), Mapping):
+        raise CheckpointError(f"checkpoint {path} cannot be read: truncated or not a torch checkpoint "
+                              f"({size} bytes; {type(err).__name__}: {_first_sentence(err)}){suffix}") from err
+    if not isinstance(ckpt, Mapping) or not net_specs(ckpt) or not isinstance(ckpt.get("state_dict"), Mapping):
         raise CheckpointError(f"checkpoint {path} is not a segkd checkpoint (no network spec inside){suffix}")
     return ckpt
 
 
+def _first_sentence(err: Exception) -> str:
+    """torch.load's errors run to several lines of advice about other cases; their first sentence says what failed."""
+    lines = str(err).strip().splitlines()
+    return lines[0].split(". ")[0][:160] if lines else ""
+
+
 def net_specs(ckpt: Mapping) -> dict[str, dict]:
     """Name -> model spec of every network a checkpoint holds (``net`` first, then mutual-learning peers)."""
-    hparams = ckpt.get("hyper_parameters") or {}
+    return hparams_specs(ckpt.get("hyper_parameters") or {})
+
+
+def hparams_specs(hparams: Mapping) -> dict[str, dict]:
+    """Name -> model spec of every network a system's hyperparameters describe (what its checkpoints hold)."""
     specs = {}
     if isinstance(hparams.get("net"), Mapping):
         specs[MAIN_NET] = dict(hparams["net"])
@@ -57,6 +74,51 @@ def net_specs(ckpt: Mapping) -> dict[str, dict]:
         if isinstance(spec, Mapping):
             specs[name] = dict(spec)
     return specs
+
+
+def spec_mismatch(saved: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """``key: checkpoint has X, config says Y`` for each argument of ``expected`` the saved spec differs in.
+
+    ``encoder_weights`` is left out: it only says how an encoder started, and checkpoint weights replace it.
+    """
+    return [
+        f"{key}: checkpoint has {saved.get(key)!r}, config says {value!r}"
+        for key, value in expected.items()
+        if key != "encoder_weights" and _normalise(saved.get(key)) != _normalise(value)
+    ]
+
+
+def _normalise(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _lightning_resolves(ckpt_path: str) -> bool:
+    """Lightning's own keywords (``last``, ``best``, ``hpc``, ``registry[:name]``) and remote URLs."""
+    name = ckpt_path.lower()
+    return name in LIGHTNING_CKPT_KEYWORDS or name.startswith("registry:") or "://" in name
+
+
+def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping) -> None:
+    """Refuse, in one line naming the file, a ``ckpt_path`` this run cannot resume from.
+
+    Checked before Lightning loads it, whose own errors for these cases are a long traceback about
+    state dict keys or unpickling: not a readable segkd checkpoint; another set of networks (a
+    mutual-learning checkpoint resumed by a single-network run, or the reverse); another model of a
+    network (each differing spec argument listed). ``hparams`` are the run's system hyperparameters,
+    which hold the specs its own checkpoints would.
+    """
+    if not ckpt_path or _lightning_resolves(str(ckpt_path)):
+        return
+    ckpt = read_checkpoint(ckpt_path, RESUME_HINT, key="ckpt_path")
+    saved, expected = net_specs(ckpt), hparams_specs(hparams)
+    if set(saved) != set(expected):
+        raise CheckpointError(f"checkpoint {ckpt_path} holds the networks {list(saved)}, this run trains "
+                              f"{list(expected)} (another kind of system); {RESUME_HINT}")
+    for name, spec in expected.items():
+        mismatch = spec_mismatch(saved[name], spec)
+        if mismatch:
+            raise CheckpointError(f"checkpoint {ckpt_path} ('{name}') is another model "
+                                  f"({'; '.join(mismatch)}); {RESUME_HINT}")
 
 
 def state_prefix(name: str) -> str:
