@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 
@@ -75,6 +76,25 @@ def test_sigkill_after_first_checkpoint_resumes_to_the_same_step_count(tmp_path,
     assert resumed["global_step"] == full["global_step"] == 4 * (16 // 4)
     assert resumed["epochs"] == full["epochs"] == 4
     assert len(resumed["val_curve"]) == len(full["val_curve"]) == 4, "the curve survives the resume"
+
+
+def test_ctrl_c_stops_the_run_with_its_checkpoint_and_logs_intact(tmp_path, cache_dir):
+    args = [*FAST, "model=teacher_r34", "trainer.max_epochs=20"]
+    run_dir = tmp_path / "interrupted"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(cli(args, run_dir, cache_dir), cwd=ROOT, env=env_for(cache_dir),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # into the next epoch
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0, "an interrupted run does not report success"
+    assert "KeyboardInterrupt" in err or "graceful shutdown" in err, err[-2000:]
+    assert not (run_dir / "summary.json").exists(), "no summary claims a finished run"
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] > 0 and (run_dir / "csv" / "metrics.csv").exists(), "what was written survives"
 
 
 def run_sweep(args: list[str], sweep_dir: Path, cache_dir: Path) -> list[dict]:

@@ -297,3 +297,29 @@ def test_bad_parameters_are_refused(tmp_path):
     with pytest.raises(TypeError, match="seed"):
         generate_synthstreets(tmp_path / "c", **{**TINY, "seed": 1.5})
     assert not any(tmp_path.iterdir())
+
+
+def _ensure_in_child(root: str, results) -> None:
+    try:
+        ensure_synthstreets(root, **TINY)
+        results.put("ok")
+    except Exception as err:  # reported to the parent, which asserts on it
+        results.put(f"{type(err).__name__}: {err}")
+
+
+def test_three_processes_generating_at_once_leave_one_complete_dataset(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    root, results = tmp_path / "cache" / "synth", ctx.Queue()
+    procs = [ctx.Process(target=_ensure_in_child, args=(str(root), results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert sorted(results.get(timeout=5) for _ in procs) == ["ok"] * 3
+    assert len(pairs(root, "train")) == TINY["num_train"] and len(pairs(root, "val")) == TINY["num_val"]
+    assert not list(root.parent.glob(f".{root.name}.*")), "no partial dirs left behind"
+    reference = tmp_path / "alone"
+    ensure_synthstreets(reference, **TINY)
+    assert all_files(root) == all_files(reference), "the same bytes as one writer's"

@@ -47,7 +47,7 @@ def load_teacher(
         if mismatch:
             raise ValueError(
                 f"teacher checkpoint {checkpoint} ('{name}') does not match the teacher config ({'; '.join(mismatch)}); "
-                "point teacher.checkpoint at the right run or change the teacher model to match it"
+                "point teacher_ckpt at the right run, or set model@system.teacher.net to the model it holds"
             )
     teacher, spec = load_net(checkpoint, name, hint, ckpt=ckpt)
     teacher.requires_grad_(False)
