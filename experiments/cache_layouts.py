@@ -39,7 +39,7 @@ def main() -> None:
     datamodule.prepare_data()
     datamodule.setup("fit")
     plain = datamodule.plain_train_set()
-    teacher, _ = load_teacher(args.teacher)
+    teacher = load_teacher(args.teacher).net
     rows = {layout: {"kl1": [], "kl4": [], "agree": []} for layout in LAYOUTS}
     with torch.no_grad():
         for i in range(min(args.images, len(plain))):

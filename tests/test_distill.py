@@ -184,3 +184,22 @@ def test_a_network_of_a_mutual_learning_run_loads_as_a_teacher(make_cfg, tmp_pat
         build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}"))
     with pytest.raises(ValueError, match=r"has no network 'peeer'; it holds \['net', 'peer'\]"):
         build_system(make_cfg("+experiment=offline_kd", f"teacher_ckpt={ckpt}", "system.teacher.checkpoint_net=peeer"))
+
+
+@pytest.mark.parametrize("correct", [True, False])
+def test_prior_correction_takes_the_teachers_class_weights_out_of_its_logits(make_cfg, teacher_ckpt, tmp_path, correct):
+    ckpt = torch.load(teacher_ckpt, map_location="cpu", weights_only=True)
+    weights = torch.linspace(0.5, 4.0, 19)  # as if trained with class weighting
+    ckpt["state_dict"]["criterion.weight"] = weights
+    torch.save(ckpt, tmp_path / "weighted.ckpt")
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={tmp_path / 'weighted.ckpt'}", "trainer.fast_dev_run=true",
+                   f"system.teacher.prior_correction={str(correct).lower()}")
+    system = build_system(cfg)
+    raw, taught = [], []
+    system.teacher.register_forward_hook(lambda module, args, out: raw.append(out.detach().clone()))
+    system.distiller.register_forward_pre_hook(lambda module, args: taught.append(args[0]["teacher"].detach().clone()))
+    trainer = instantiate(to_plain(cfg.trainer), logger=False, enable_checkpointing=False)
+    trainer.fit(system, datamodule=instantiate(cfg.dataset))
+    shift = weights.log().view(1, -1, 1, 1) if correct else torch.zeros(1, 19, 1, 1)
+    assert len(taught) == 1 and torch.allclose(taught[0], raw[-1] - shift, atol=1e-6)
+    assert not any(k.startswith("teacher") for k in system.state_dict()), "nothing of the teacher in the student checkpoint"

@@ -68,7 +68,7 @@ def whole_image_datamodule(make_cfg):
 
 def test_replayed_cache_equals_the_live_teacher_on_the_same_view(whole_image_datamodule, teacher_ckpt, tmp_path):
     cfg, datamodule = whole_image_datamodule
-    teacher, _ = load_teacher(teacher_ckpt)
+    teacher = load_teacher(teacher_ckpt).net
     cache = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits", batch_size=4)
     assert cache.meta["stored_size"] == [64, 128] and cache.meta["arrays"]["values"][:3] == [16, 2, 19]
     train_set = datamodule.train_set

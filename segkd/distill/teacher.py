@@ -6,7 +6,7 @@ import ctypes
 import gc
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -25,11 +25,19 @@ def how_to_train(train_command: Optional[str]) -> str:
     return f"train it once with `{train_command}`, or pass teacher_ckpt=<run>/checkpoints/last.ckpt"
 
 
+class Teacher(NamedTuple):
+    net: nn.Module
+    spec: dict
+    #: The class weights of the cross-entropy it was trained with (None: unweighted), see segkd.losses.
+    class_weights: Optional[torch.Tensor]
+
+
 def load_teacher(
     checkpoint: Optional[str | Path], net: Optional[Mapping[str, Any]] = None, train_command: Optional[str] = None,
     name: str = MAIN_NET,
-) -> tuple[nn.Module, dict]:
-    """The teacher net (eval mode, no gradients) and its spec: network ``name`` of ``checkpoint``.
+) -> Teacher:
+    """The teacher net (eval mode, no gradients), its spec and its training class weights: network
+    ``name`` of ``checkpoint``.
 
     Any segkd checkpoint will do (a teacher run, a KD student, or one network of a mutual-learning
     run with ``name`` = its peer name). ``net`` is the teacher the config expects; every argument it
@@ -51,7 +59,8 @@ def load_teacher(
             )
     teacher, spec = load_net(checkpoint, name, hint, ckpt=ckpt)
     teacher.requires_grad_(False)
-    return teacher, spec
+    weights = ckpt["state_dict"].get("criterion.weight")
+    return Teacher(teacher, spec, weights.float() if weights is not None else None)
 
 
 def return_freed_memory(device: torch.device) -> None:

@@ -31,6 +31,14 @@ class DistillationSystem(SystemBase):
     training steps run no teacher, and the teacher itself is let go once it is scored. Only the
     logits are cached: terms that read teacher features need the live teacher, and asking for both
     is refused when the system is built.
+
+    With ``teacher.prior_correction`` the class prior the teacher was trained with is taken out of
+    its logits before any term reads them. A teacher trained with class weights w (e.g. median
+    frequency, so that rare classes score at all) minimises a weighted cross-entropy whose optimum is
+    p(c|x)·w_c, renormalised: its softmax over-predicts rare classes by w_c, and a student taught by
+    it inherits that shift while its own loss is plain cross-entropy. Subtracting log w_c (the
+    weights travel in the teacher's checkpoint) gives the teacher's estimate of p(c|x) itself. A
+    per-class constant leaves channel-wise (spatial) terms such as CWD unchanged.
     """
 
     def __init__(
@@ -50,8 +58,14 @@ class DistillationSystem(SystemBase):
         probe_size = list(probe_size)
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
         self.teacher_net_name = teacher.get("checkpoint_net") or MAIN_NET
-        teacher_net, _ = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"),
-                                      self.teacher_net_name)
+        loaded = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"),
+                              self.teacher_net_name)
+        teacher_net = loaded.net
+        log_prior = torch.zeros(len(class_names))
+        if teacher.get("prior_correction") and loaded.class_weights is not None:
+            log_prior = loaded.class_weights.clamp_min(1e-12).log()
+        #: log of the teacher's training class weights, subtracted from its logits (zeros: no correction).
+        self.register_buffer("teacher_log_prior", log_prior.view(1, -1, 1, 1), persistent=False)
         self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.teacher_checkpoint = teacher.get("checkpoint")
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
@@ -143,6 +157,7 @@ class DistillationSystem(SystemBase):
             else:
                 with torch.no_grad():
                     teacher_logits = self.teacher(images)
+            teacher_logits = teacher_logits - self.teacher_log_prior
             terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
         supervised = self.criterion(logits, target)
         weighted = self.distiller.weighted(terms)
