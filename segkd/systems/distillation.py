@@ -61,11 +61,11 @@ class DistillationSystem(SystemBase):
         loaded = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"),
                               self.teacher_net_name)
         teacher_net = loaded.net
-        log_prior = torch.zeros(len(class_names))
+        log_prior = None
         if teacher.get("prior_correction") and loaded.class_weights is not None:
-            log_prior = loaded.class_weights.clamp_min(1e-12).log()
-        #: log of the teacher's training class weights, subtracted from its logits (zeros: no correction).
-        self.register_buffer("teacher_log_prior", log_prior.view(1, -1, 1, 1), persistent=False)
+            log_prior = loaded.class_weights.clamp_min(1e-12).log().view(1, -1, 1, 1)
+        #: log of the teacher's training class weights, subtracted from its logits (None: no correction).
+        self.register_buffer("teacher_log_prior", log_prior, persistent=False)
         self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.teacher_checkpoint = teacher.get("checkpoint")
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
@@ -157,7 +157,8 @@ class DistillationSystem(SystemBase):
             else:
                 with torch.no_grad():
                     teacher_logits = self.teacher(images)
-            teacher_logits = teacher_logits - self.teacher_log_prior
+            if self.teacher_log_prior is not None:  # no full-size subtraction per step when off
+                teacher_logits = teacher_logits - self.teacher_log_prior
             terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
         supervised = self.criterion(logits, target)
         weighted = self.distiller.weighted(terms)
