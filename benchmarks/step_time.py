@@ -1,7 +1,7 @@
 """Training step time and peak memory of distillation relative to training the student alone, side by side.
 
     .venv/bin/python benchmarks/step_time.py [--steps 20] [--rounds 3] [--paradigms logits,decoder,...]
-        [--cached logits,cwd] [--memory] [-- OVERRIDE ...]
+        [--cached logits,cwd] [--memory | --memory-only] [-- OVERRIDE ...]
 
 Every system trains on the same SynthStreets batches with the default config (batch 8, 64x128
 crops, CPU threads as set by torch). Rounds interleave the systems so drift on a noisy machine hits
@@ -15,13 +15,19 @@ hide another's), and the growth of its resident memory from after the imports to
 data, cache pages and training; sampled when the forward pass is done and after each step; Linux
 /proc) is compared with the student's:
 on a CPU, what a process maps at import time (~2 GB for a CUDA build of torch) would drown the
-training's own memory in a plain peak-RSS ratio.
+training's own memory in a plain peak-RSS ratio. Memory is measured twice: with glibc's default
+allocator settings, and with ``MALLOC_MMAP_THRESHOLD_`` fixed at 1 MiB. By default glibc raises its
+mmap threshold each time a large block is freed, so after a released teacher (or any large
+temporary) later large tensors come from the heap and are not handed back; a fixed threshold keeps
+them mmapped. Which of the two a user runs with is theirs to choose (it is an environment variable),
+so both ratios are printed. --memory-only skips the timing (memory does not care about a busy CPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -93,13 +99,18 @@ def systems(args, teacher: Path, cache_dir: Path) -> dict[str, list[str]]:
     return out
 
 
-def peak_memory(overrides: list[str], steps: int, out: Path) -> dict:
-    """Run one system alone in a fresh process; its peak RSS and its RSS before fitting."""
+#: glibc settings the memory table is measured under: its defaults, and a fixed 1 MiB mmap threshold.
+ALLOCATORS = {"glibc default": {}, "MALLOC_MMAP_THRESHOLD_=1048576": {"MALLOC_MMAP_THRESHOLD_": "1048576"}}
+
+
+def peak_memory(overrides: list[str], steps: int, out: Path, env: dict[str, str] | None = None) -> dict:
+    """Run one system alone in a fresh process (``env`` added to its environment); its peak RSS and growth."""
     code = (
         "import json, sys; sys.argv=['x']; from benchmarks.step_time import _memory_child; "
         f"print('RESULT', json.dumps(_memory_child({overrides!r}, {steps}, {str(out)!r})))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1],
+                          env={**os.environ, **(env or {})})
     line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(done.stderr[-3000:])
@@ -141,6 +152,7 @@ def main() -> None:
     parser.add_argument("--paradigms", default="logits,encoder,bottleneck,decoder,cwd,pairwise,logits_decoder")
     parser.add_argument("--cached", default="logits,cwd", help="paradigms also timed with the teacher-logit cache")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory, one process per system")
+    parser.add_argument("--memory-only", action="store_true", help="measure peak memory only (no step times)")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for every system (e.g. a dataset)")
     args = parser.parse_args()
     L.seed_everything(0)
@@ -159,6 +171,9 @@ def main() -> None:
             cache_info["first_fit_s"] = time.perf_counter() - start
             break
 
+    if args.memory_only:
+        print_memory(table, args.steps, work)
+        return
     times: dict[str, list[float]] = {name: [] for name in table}
     for r in range(args.rounds):
         for name, overrides in table.items():
@@ -185,14 +200,19 @@ def main() -> None:
         print(f"| {name} | {1000 * median:.0f} | {ratio} |")
 
     if args.memory:
-        print("\n| system (own process) | peak RSS (MB) | training's own memory (MB) | ÷ student's |")
-        print("|---|---|---|---|")
-        mem = {name: peak_memory(o, args.steps, work / f"mem-{i}") for i, (name, o) in enumerate(table.items())
-               if name == "student" or "cached" in name or name.startswith("kd:logits (live")}
-        for name, m in mem.items():
-            print(f"| {name} | {m['peak_rss_mb']:.0f} | {m['fit_growth_mb']:.0f} | "
-                  f"{m['fit_growth_mb'] / mem['student']['fit_growth_mb']:.2f} |")
+        print_memory(table, args.steps, work)
 
+
+def print_memory(table: dict[str, list[str]], steps: int, work: Path) -> None:
+    """The memory table: each system alone in its own process, under each allocator setting."""
+    print("\n| system (own process) | allocator | peak RSS (MB) | training's own memory (MB) | ÷ student's |")
+    print("|---|---|---|---|---|")
+    measured = [name for name in table if name == "student" or "cached" in name or name.startswith("kd:logits (live")]
+    for label, env in ALLOCATORS.items():
+        mem = {name: peak_memory(table[name], steps, work / f"mem-{i}", env) for i, name in enumerate(measured)}
+        for name, m in mem.items():
+            print(f"| {name} | {label} | {m['peak_rss_mb']:.0f} | {m['fit_growth_mb']:.0f} | "
+                  f"{m['fit_growth_mb'] / mem['student']['fit_growth_mb']:.2f} |", flush=True)
 
 if __name__ == "__main__":
     main()
