@@ -42,6 +42,21 @@ def test_replay_equals_resize_pad_crop_flip(seed, flip):
     torch.testing.assert_close(replay(view, geometry, (h, w)), reference_view(full, geometry), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("flip", [0, 1])
+@pytest.mark.parametrize("seed", range(4))
+def test_unscaled_replay_is_an_exact_slice(seed, flip):
+    """At scale 1 on a full-resolution map, replay slices (padding included) and equals the long way exactly."""
+    rng = np.random.default_rng(seed)
+    h, w = 24, 40
+    full = torch.randn(5, h, w)
+    pt, pb, pl, pr = (int(v) for v in rng.integers(0, 6, 4))
+    ch, cw = int(rng.integers(4, h + pt + pb)), int(rng.integers(4, w + pl + pr))
+    y0, x0 = int(rng.integers(0, h + pt + pb - ch + 1)), int(rng.integers(0, w + pl + pr - cw + 1))
+    geometry = [h, w, pt, pb, pl, pr, x0, y0, x0 + cw, y0 + ch, flip]
+    view = full.flip(-1) if flip else full
+    torch.testing.assert_close(replay(view, geometry, (h, w)), reference_view(full, geometry), atol=0, rtol=0)
+
+
 def test_top_k_keeps_the_top_classes_and_the_mass_of_the_rest():
     logits = torch.randn(2, 19, 6, 8) * 3
     stored = compress(logits, top_k=4)

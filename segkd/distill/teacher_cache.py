@@ -116,6 +116,15 @@ def replay(logits: Tensor, geometry: Sequence[int], image_size: Sequence[int]) -
     if flip:  # the mirrored view: the crop's columns mirror inside the padded, scaled image
         x0, x1 = sw + pl + pr - x1, sw + pl + pr - x0
         pl = pr
+    if (hc, wc) == (sh, sw):
+        # Unscaled, full-resolution map (the distillation setting trains at scale 1): the crop box
+        # lands on whole pixels, where bilinear sampling at pixel centres is the pixel itself, so a
+        # slice gives the same values without roi_align's cost (~1 ms per sample on a CPU).
+        out = logits.new_zeros(logits.shape[0], y1 - y0, x1 - x0)
+        ya, yb, xa, xb = max(y0 - pt, 0), min(y1 - pt, sh), max(x0 - pl, 0), min(x1 - pl, sw)
+        if ya < yb and xa < xb:
+            out[:, ya - (y0 - pt):yb - (y0 - pt), xa - (x0 - pl):xb - (x0 - pl)] = logits[:, ya:yb, xa:xb]
+        return out
     ry, rx = hc / sh, wc / sw
     box = torch.tensor([[0.0, (x0 - pl) * rx, (y0 - pt) * ry, (x1 - pl) * rx, (y1 - pt) * ry]], dtype=logits.dtype)
     out = roi_align(logits.unsqueeze(0), box, output_size=(y1 - y0, x1 - x0), spatial_scale=1.0,
