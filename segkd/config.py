@@ -46,13 +46,21 @@ def compose_train_config(overrides: list[str], output_dir: str | Path, config_di
     Hydra's runtime values (output dir, cwd, group choices) are set as in a real run, so every
     ``${hydra:...}`` interpolation resolves; the hydra node itself is removed, as a task never sees it.
     """
+    return compose_config("train", overrides, output_dir, config_dir)
+
+
+def compose_config(
+    config_name: str, overrides: list[str], output_dir: str | Path, config_dir: str | Path | None = None
+) -> DictConfig:
+    """Any primary config (``train``, ``evaluate``, ``predict``) as its command would build it: see
+    :func:`compose_train_config`."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(Path(config_dir or CONF_DIR).resolve()), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.runtime.cwd = os.getcwd()

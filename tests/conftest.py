@@ -107,3 +107,13 @@ def teacher_ckpt(tmp_path_factory, cache_dir) -> Path:
     out = tmp_path_factory.mktemp("teacher") / "run"
     summary = train(compose_train([*FAST, "+experiment=teacher", "trainer.max_epochs=2"], out, cache_dir))
     return Path(summary["last_checkpoint"])
+
+
+@pytest.fixture(scope="session")
+def student_run(tmp_path_factory, cache_dir) -> dict:
+    """One student (student_mnv2) trained for 2 steps on tiny SynthStreets: its summary, with val scores
+    and ``last_checkpoint``; shared by the evaluation and prediction tests."""
+    from segkd.train import train
+
+    out = tmp_path_factory.mktemp("student") / "run"
+    return train(compose_train([*FAST, "trainer.limit_train_batches=2"], out, cache_dir))

@@ -29,10 +29,15 @@ class SegmentationFolder(Dataset):
     class_names: tuple[str, ...] = CLASS_NAMES
     ignore_index = IGNORE_INDEX
 
-    def __init__(self, root: str | Path, split: str, transform: Optional[Transform] = None) -> None:
+    def __init__(
+        self, root: str | Path, split: str, transform: Optional[Transform] = None, with_labels: bool = True
+    ) -> None:
         self.root = Path(root).expanduser()
         self.split = split
         self.transform = transform
+        #: False for a split whose labels are not public (test): samples are then ``(image, None)``
+        #: and only the images are read (segkd.evaluate writes predictions for them).
+        self.with_labels = with_labels
         #: Callables that add fields to each transformed sample (e.g. cached teacher logits).
         self.extras: list[Callable[[dict], dict]] = []
         if not self.root.is_dir():
@@ -40,7 +45,7 @@ class SegmentationFolder(Dataset):
                 f"{self.dataset_name} root {self.root} does not exist; set dataset.root=/path/to/"
                 f"{self.dataset_name.lower()} (the folder that holds {self.layout_hint()})"
             )
-        self.samples: list[tuple[Path, Path]] = self.find_samples()
+        self.samples: list[tuple[Path, Optional[Path]]] = self.find_samples()
         if not self.samples:
             raise DatasetError(
                 f"{self.dataset_name} split '{split}' under {self.root} has no images; expected {self.layout_hint()}"
@@ -53,8 +58,12 @@ class SegmentationFolder(Dataset):
     def layout_hint(self) -> str:
         raise NotImplementedError
 
-    def find_samples(self) -> list[tuple[Path, Path]]:
+    def find_samples(self) -> list[tuple[Path, Optional[Path]]]:
         raise NotImplementedError
+
+    def sample_id(self, index: int) -> str:
+        """The name a prediction of this sample is filed under: the image's stem unless the layout says otherwise."""
+        return self.samples[index][0].stem
 
     def decode_label(self, label: np.ndarray, path: Path) -> np.ndarray:
         raise NotImplementedError
@@ -65,6 +74,9 @@ class SegmentationFolder(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The untransformed image (HxWx3 uint8 RGB) and train-id mask (HxW uint8)."""
         image_path, label_path = self.samples[index]
+        if label_path is None:
+            raise DatasetError(f"{self.dataset_name} split '{self.split}' was opened without labels (with_labels=False): "
+                               "its samples are images only")
         image = read_rgb(image_path)
         mask = self.decode_label(read_label(label_path), label_path)
         if image.shape[:2] != mask.shape:
@@ -120,7 +132,7 @@ class CityscapesDataset(SegmentationFolder):
             f"leftImg8bit/{self.split}/<city>/*_leftImg8bit.png and gtFine/{self.split}/<city>/*_gtFine_labelIds.png"
         )
 
-    def find_samples(self) -> list[tuple[Path, Path]]:
+    def find_samples(self) -> list[tuple[Path, Optional[Path]]]:
         image_dir = self.root / "leftImg8bit" / self.split
         if not image_dir.is_dir():
             raise DatasetError(
@@ -129,6 +141,9 @@ class CityscapesDataset(SegmentationFolder):
             )
         samples = []
         for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
+            if not self.with_labels:
+                samples.append((image, None))
+                continue
             stem = image.name[: -len("_leftImg8bit.png")]
             label_dir = self.root / "gtFine" / self.split / image.parent.name
             train_ids = label_dir / f"{stem}_gtFine_labelTrainIds.png"
@@ -140,6 +155,10 @@ class CityscapesDataset(SegmentationFolder):
             else:
                 raise self._missing_label(image, raw_ids)
         return samples
+
+    def sample_id(self, index: int) -> str:
+        """``<city>_<seq>_<frame>``: how the benchmark matches a prediction to its ground truth."""
+        return self.samples[index][0].name[: -len("_leftImg8bit.png")]
 
     def decode_label(self, label: np.ndarray, path: Path) -> np.ndarray:
         if path.name.endswith("_labelTrainIds.png"):
@@ -165,7 +184,7 @@ class BDD100KDataset(SegmentationFolder):
     def layout_hint(self) -> str:
         return f"images/10k/{self.split}/*.jpg and labels/sem_seg/masks/{self.split}/*.png"
 
-    def find_samples(self) -> list[tuple[Path, Path]]:
+    def find_samples(self) -> list[tuple[Path, Optional[Path]]]:
         image_dir = self.root / "images" / "10k" / self.split
         mask_dir = self.root / "labels" / "sem_seg" / "masks" / self.split
         if not image_dir.is_dir():
@@ -175,6 +194,9 @@ class BDD100KDataset(SegmentationFolder):
             )
         samples = []
         for image in sorted(image_dir.glob("*.jpg")):
+            if not self.with_labels:
+                samples.append((image, None))
+                continue
             mask = mask_dir / f"{image.stem}.png"
             if not mask.is_file():
                 raise self._missing_label(image, mask)

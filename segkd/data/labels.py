@@ -80,3 +80,18 @@ for _label in LABELS:
     if _label.id >= 0:
         RAW_TO_TRAIN[_label.id] = _label.train_id
 
+
+#: Train id -> label id, for predictions in the Cityscapes benchmark format (``*_pred_labelIds.png``).
+#: The ignore value maps to 0 (``unlabeled``); a network never predicts it.
+TRAIN_TO_ID = np.zeros(256, dtype=np.uint8)
+for _label in LABELS:
+    if 0 <= _label.train_id < IGNORE_INDEX:
+        TRAIN_TO_ID[_label.train_id] = _label.id
+
+#: The Cityscapes categories that hold evaluated classes, in the official order (``void`` holds none).
+CATEGORIES: tuple[str, ...] = tuple(dict.fromkeys(lb.category for lb in LABELS if 0 <= lb.train_id < IGNORE_INDEX))
+#: The category of each of the 19 classes, in train-id order: folding a class confusion matrix by
+#: this gives the official category IoU (segkd.metrics.segmentation.fold_confmat).
+CLASS_CATEGORIES: tuple[str, ...] = tuple(
+    next(lb.category for lb in LABELS if lb.train_id == t) for t in range(NUM_CLASSES)
+)

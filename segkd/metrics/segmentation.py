@@ -28,6 +28,18 @@ def scores_from_confmat(confmat: Tensor) -> dict[str, Tensor]:
     }
 
 
+def fold_confmat(confmat: Tensor, group_of_class: Sequence[str], groups: Sequence[str]) -> Tensor:
+    """The GxG matrix of class groups (Cityscapes categories) summed out of a CxC class matrix.
+
+    Scoring the folded matrix with :func:`scores_from_confmat` is the official category IoU: a
+    pixel counts as right when its predicted class is in the same group as its true one.
+    """
+    member = torch.zeros(len(group_of_class), len(groups), dtype=torch.float64, device=confmat.device)
+    for c, group in enumerate(group_of_class):
+        member[c, list(groups).index(group)] = 1
+    return member.T @ confmat.double() @ member  # counts stay exact in float64 up to 2**53 pixels
+
+
 class SegmentationMetrics(MulticlassConfusionMatrix):
     """Confusion-matrix state; ``compute()`` returns the scores of everything seen since the last reset.
 
