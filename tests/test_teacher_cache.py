@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from segkd.data.sampling import sample_seed
-from segkd.distill.teacher import load_teacher
+from segkd.distill.teacher import RescaledTeacher, load_teacher
 from segkd.distill.teacher_cache import (
     TeacherCacheError, TeacherLogitCache, bytes_per_image, compress, expand, open_or_build, replay,
 )
@@ -133,3 +133,40 @@ def test_offline_kd_trains_from_the_cache(make_cfg, teacher_ckpt, tmp_path):
     info = summary["teacher_cache"]
     assert info["images"] == 16 and info["mb_per_image"] > 0 and info["stored_size"] == [64, 128]
     assert summary["global_step"] == 2 and summary["val"]["mIoU"] >= 0
+
+
+def test_a_rescaled_teacher_caches_and_replays_its_own_logits(whole_image_datamodule, teacher_ckpt, tmp_path):
+    """input_scale: the teacher sees the image at half size and answers at full size; the cache holds
+    exactly that (under another key than the unscaled teacher's), and a whole-image view replays it."""
+    cfg, datamodule = whole_image_datamodule
+    net = load_teacher(teacher_ckpt).net
+    teacher = RescaledTeacher(net, 0.5)
+    image = datamodule.plain_train_set()[0]["image"][None]  # 64x128 (padded to /32 already)
+    with torch.no_grad():
+        small = F.interpolate(image, size=(32, 64), mode="bilinear", align_corners=False)
+        expected = F.interpolate(net(small), size=(64, 128), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(teacher(image), expected)
+        assert not torch.allclose(teacher(image), net(image), atol=1e-3), "the scale changes what it says"
+
+    cache = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits",
+                          batch_size=4, input_scale=0.5)
+    plain = open_or_build(net, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits", batch_size=4)
+    assert cache.path != plain.path and cache.meta["teacher_input_scale"] == 0.5
+    assert "teacher_input_scale" not in plain.meta  # the unscaled teacher's cache keeps its name
+    train_set = datamodule.train_set
+    train_set.extras.append(cache)
+    sample = train_set[(0, sample_seed(0, 0, 0))]
+    with torch.no_grad():
+        live = teacher(sample["image"][None])[0]
+    torch.testing.assert_close(sample["teacher_logits"], live, atol=2e-3 * live.abs().max().item(), rtol=0)
+    with pytest.raises(TeacherCacheError, match="teacher_input_scale"):
+        open_or_build(net, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "x", path=cache.path)
+
+
+def test_a_rescaled_teacher_refuses_feature_terms_and_scores_at_its_scale(make_cfg, teacher_ckpt):
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "teacher_scale=0.5",
+                   "distill_paradigm=decoder")
+    with pytest.raises(ValueError, match=r"input_scale=0.5.*\['dec1', 'dec2', 'dec3'\].*input_scale 1"):
+        train(cfg)
+    with pytest.raises(ValueError, match="must be a positive factor"):
+        RescaledTeacher(torch.nn.Identity(), 0.0)

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Optional
 
+import math
+
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from segkd.models.checkpoint import MAIN_NET, load_net, net_specs, read_checkpoint, spec_mismatch
 
@@ -78,3 +80,29 @@ def return_freed_memory(device: torch.device) -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
             pass
+
+
+class RescaledTeacher(nn.Module):
+    """A teacher that looks at its input resized by ``scale`` and answers at the input's own size.
+
+    A teacher trained with scale augmentation can be at its best at another scale than the one its
+    student trains at: segkd's reference teacher (crops of 0.5-1.25x images) scores 33.5 val mIoU on
+    the 128x256 images and 44.7 on the same images at 0.5x (docs/EVALUATION.md), where a 64x128
+    view holds the whole scene, as its training crops did. ``system.teacher.input_scale`` lets it
+    teach from there: its logits are computed at that scale and resized back (bilinear), through
+    the same inference code segkd.evaluate uses. Its features live on another grid, so feature terms
+    need ``input_scale: 1`` (the system says so).
+    """
+
+    def __init__(self, net: nn.Module, scale: float) -> None:
+        super().__init__()
+        from segkd.inference.predictor import SegmentationPredictor
+
+        if not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"system.teacher.input_scale={scale} must be a positive factor, e.g. 1.0 or 0.5")
+        self.scale = float(scale)
+        self.predictor = SegmentationPredictor(net, mode="whole")
+        self.train(net.training)  # a frozen teacher comes in eval mode and stays so
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.predictor.scaled_logits(images, self.scale)

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 META = "meta.json"
+#: Meta keys written only when they differ from their default (so ordinary caches keep their names).
+OPTIONAL_META = {"teacher_net": MAIN_NET, "teacher_input_scale": 1.0}
 
 
 class TeacherCacheError(ValueError):
@@ -207,8 +209,11 @@ class TeacherLogitCache:
 
     def check(self, expected: Mapping[str, Any]) -> None:
         """Refuse a cache built for another teacher, dataset or layout, naming each difference."""
-        diff = [f"{k}: cache has {self.meta.get(k)!r}, this run needs {v!r}" for k, v in expected.items()
-                if self.meta.get(k) != v]
+        # Keys written only when not at their default are compared too when the cache has them.
+        keys = list(expected) + [k for k in OPTIONAL_META if k in self.meta and k not in expected]
+        defaults = OPTIONAL_META
+        diff = [f"{k}: cache has {self.meta.get(k)!r}, this run needs {expected.get(k, defaults.get(k))!r}"
+                for k in keys if self.meta.get(k, defaults.get(k)) != expected.get(k, defaults.get(k))]
         if diff:
             raise TeacherCacheError(
                 f"teacher-logit cache {self.path} does not match this run ({'; '.join(diff)}); point "
@@ -248,11 +253,12 @@ class _NpyRows:
 
 def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int, stride: int,
                   top_k: Optional[int], flip: bool, mean: Sequence[float], std: Sequence[float],
-                  teacher_net: str = MAIN_NET) -> dict:
+                  teacher_net: str = MAIN_NET, input_scale: float = 1.0) -> dict:
     """Everything a cache's content depends on; its hash names the cache folder.
 
-    ``teacher_net`` (which network of the checkpoint teaches) enters only when it is not the main
-    one, so the caches of ordinary teachers keep their names.
+    ``teacher_net`` (which network of the checkpoint teaches) and ``input_scale`` (the scale the
+    teacher looks at the images at, segkd.distill.teacher.RescaledTeacher) enter only when they are
+    not the defaults, so the caches of ordinary teachers keep their names.
     """
     meta = {
         "version": CACHE_VERSION,
@@ -270,6 +276,8 @@ def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int
     }
     if teacher_net != MAIN_NET:
         meta["teacher_net"] = teacher_net
+    if input_scale != 1.0:
+        meta["teacher_input_scale"] = float(input_scale)
     return meta
 
 
@@ -366,11 +374,12 @@ def open_or_build(teacher: nn.Module, teacher_checkpoint: str | Path, dataset: A
                   cache_dir: str | Path, path: Optional[str | Path] = None, stride: int = 1,
                   top_k: Optional[int] = None, flip: bool = True, batch_size: int = 8, num_workers: int = 0,
                   device: torch.device | str = "cpu", build: bool = True,
-                  teacher_net: str = MAIN_NET) -> TeacherLogitCache:
+                  teacher_net: str = MAIN_NET, input_scale: float = 1.0) -> TeacherLogitCache:
     """The cache for this teacher and split: the given ``path`` (checked), else the keyed one under
     ``cache_dir``, built first if it does not exist (only when ``build``; other ranks wait and open)."""
     mean, std = _normalisation(dataset)
-    meta = expected_meta(teacher_checkpoint, dataset, num_classes, stride, top_k, flip, mean, std, teacher_net)
+    meta = expected_meta(teacher_checkpoint, dataset, num_classes, stride, top_k, flip, mean, std, teacher_net,
+                         input_scale)
     if path is not None:
         cache = TeacherLogitCache(path)
         cache.check(meta)

@@ -76,19 +76,24 @@ class SegmentationPredictor(nn.Module):
         total: Optional[Tensor] = None
         views = 0
         for scale in self.scales:
-            scaled = images if scale == 1.0 else F.interpolate(
-                images, size=_scaled(size, scale), mode="bilinear", align_corners=False
-            )
             for mirrored in (False, True) if self.flip else (False,):
-                logits = self.logits(scaled.flip(-1) if mirrored else scaled)
+                logits = self.scaled_logits(images.flip(-1) if mirrored else images, scale)
                 if mirrored:
                     logits = logits.flip(-1)
-                if logits.shape[-2:] != size:
-                    logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
                 probs = logits.float().softmax(dim=1)
                 total = probs if total is None else total + probs
                 views += 1
         return total / views
+
+    def scaled_logits(self, images: Tensor, scale: float) -> Tensor:
+        """The network's logits on ``images`` resized by ``scale``, resized back to the input size (bilinear)."""
+        size = images.shape[-2:]
+        if scale != 1.0:
+            images = F.interpolate(images, size=_scaled(size, scale), mode="bilinear", align_corners=False)
+        logits = self.logits(images)
+        if logits.shape[-2:] != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits
 
     def logits(self, images: Tensor) -> Tensor:
         """The network's logits at the size of ``images``, by the configured mode (no TTA)."""

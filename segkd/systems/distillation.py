@@ -10,7 +10,7 @@ from torch import Tensor
 
 from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
-from segkd.distill.teacher import load_teacher, return_freed_memory
+from segkd.distill.teacher import RescaledTeacher, load_teacher, return_freed_memory
 from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
 from segkd.metrics import NetScores
 from segkd.models.checkpoint import MAIN_NET
@@ -39,6 +39,11 @@ class DistillationSystem(SystemBase):
     it inherits that shift while its own loss is plain cross-entropy. Subtracting log w_c (the
     weights travel in the teacher's checkpoint) gives the teacher's estimate of p(c|x) itself. A
     per-class constant leaves channel-wise (spatial) terms such as CWD unchanged.
+
+    With ``teacher.input_scale`` != 1 the teacher looks at its input resized by that factor and its
+    logits are resized back (segkd.distill.teacher.RescaledTeacher): a teacher trained with scale
+    augmentation may be at its best at another scale than the student's. The cache is computed on
+    whole images at that scale (the teacher's own best view); a live teacher sees each crop at it.
     """
 
     def __init__(
@@ -66,9 +71,19 @@ class DistillationSystem(SystemBase):
             log_prior = loaded.class_weights.clamp_min(1e-12).log().view(1, -1, 1, 1)
         #: log of the teacher's training class weights, subtracted from its logits (None: no correction).
         self.register_buffer("teacher_log_prior", log_prior, persistent=False)
-        self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.teacher_checkpoint = teacher.get("checkpoint")
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
+        self.teacher_input_scale = float(teacher.get("input_scale") or 1.0)
+        if self.teacher_input_scale != 1.0:
+            feature_terms = self.distiller.terms_reading_features("teacher")
+            if feature_terms:
+                raise ValueError(
+                    f"system.teacher.input_scale={self.teacher_input_scale} rescales what the teacher sees, so its "
+                    f"features are on another grid than the student's, but distillation terms {feature_terms} read "
+                    "them; use input_scale 1 with feature terms"
+                )
+            teacher_net = RescaledTeacher(teacher_net, self.teacher_input_scale)
+        self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
         self.cache_options = dict(teacher.get("cache") or {})
         if self.cache_options.get("enabled"):
             feature_terms = self.distiller.terms_reading_features("teacher")
@@ -137,7 +152,7 @@ class DistillationSystem(SystemBase):
             num_classes=len(self.hparams.class_names), cache_dir=options["dir"], path=options.get("path"),
             stride=int(options.get("stride") or 1), top_k=options.get("top_k"), flip=bool(options.get("flip", True)),
             batch_size=int(options.get("batch_size") or 8), num_workers=datamodule.num_workers,
-            device=strategy.root_device, teacher_net=self.teacher_net_name,
+            device=strategy.root_device, teacher_net=self.teacher_net_name, input_scale=self.teacher_input_scale,
         )
         cache = open_or_build(self.teacher, build=True, **kwargs) if self.trainer.is_global_zero else None
         strategy.barrier("teacher_cache")  # the other ranks open what rank 0 built
