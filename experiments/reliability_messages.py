@@ -4,9 +4,11 @@
 
 Each case is the command line's overrides, run in this process through the same path as
 ``python -m segkd.run`` (config composed by Hydra, ``segkd.errors.errors_in_one_line``), on a tiny
-SynthStreets and a tiny teacher written under --out, so the table is made in about a minute. Paths
-in the messages are shortened to ``<out>``. The tests named in RELIABILITY.md are what hold these
-behaviours; this script only shows their words.
+SynthStreets and a tiny teacher written under --out, so the table is made in about a minute. The
+second table does the same for ``python -m segkd.evaluate`` and ``python -m segkd.predict`` (their
+own configs, the same ``errors_in_one_line``), on the same data and teacher and a few files written
+under --out. Paths in the messages are shortened to ``<out>``. The tests named in RELIABILITY.md are
+what hold these behaviours; this script only shows their words.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ import io
 import logging
 import shutil
 from pathlib import Path
+from typing import Callable
 
+import cv2
+import numpy as np
 import torch
 
-from segkd.config import compose_train_config
+from segkd.config import compose_config, compose_train_config
 from segkd.errors import errors_in_one_line
+from segkd.evaluate import evaluate
+from segkd.predict import predict
 from segkd.train import train
 
 TINY = ["dataset.prepare.num_train=16", "dataset.prepare.num_val=5", "dataset.prepare.height=64",
@@ -30,19 +37,117 @@ TINY = ["dataset.prepare.num_train=16", "dataset.prepare.num_val=5", "dataset.pr
         "trainer.num_sanity_val_steps=0", "logger=csv"]
 
 
+DEBUG_HINT = " (SEGKD_DEBUG=1 shows the traceback)"
+#: segkd.evaluate on the tiny SynthStreets the teacher trained on (its own dataset and trainer overrides).
+EVAL_TINY = [o for o in TINY if o.startswith("dataset.prepare.")] + ["trainer.enable_progress_bar=false",
+                                                                      "trainer.enable_model_summary=false"]
+INFERENCE = {"segkd.evaluate": ("evaluate", evaluate, EVAL_TINY), "segkd.predict": ("predict", predict, [])}
+
+
+def segkd_lines(job: Callable[[], object]) -> tuple[list[str], object]:
+    """What ``job`` wrote on stderr as segkd (its error, files it skipped), run as the commands run it,
+    and what it returned (None when it failed)."""
+    stderr, result = io.StringIO(), None
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            with errors_in_one_line():
+                result = job()
+        except SystemExit:
+            pass
+    return [line for line in stderr.getvalue().splitlines() if line.startswith("segkd: ")], result
+
+
 def run(overrides: list[str], out: Path, name: str) -> str:
     """The run's last line on stderr (the error), or 'trained' when it did not fail."""
     tiny = [o for o in TINY if not o.startswith("dataset.prepare.")] if "dataset=cityscapes" in overrides else TINY
     cfg = compose_train_config([*tiny, *overrides, f"paths.cache_dir={out / 'cache'}"], out / "runs" / name)
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            with errors_in_one_line():
-                train(cfg)
-        except SystemExit:
-            pass
-    lines = [line for line in stderr.getvalue().splitlines() if line.startswith("segkd: error:")]
-    return lines[-1].removeprefix("segkd: error: ").replace(" (SEGKD_DEBUG=1 shows the traceback)", "") if lines else "trained"
+    lines, _ = segkd_lines(lambda: train(cfg))
+    lines = [line for line in lines if line.startswith("segkd: error:")]
+    return lines[-1].removeprefix("segkd: error: ").replace(DEBUG_HINT, "") if lines else "trained"
+
+
+def run_inference(command: str, overrides: list[str], out: Path, name: str) -> str:
+    """Every line segkd.evaluate or segkd.predict wrote on stderr (files skipped, then the error), joined by
+    <br>; after a run that did not fail, how many images it wrote."""
+    config_name, job, tiny = INFERENCE[command]
+    other_data = any(o.startswith("dataset=") for o in overrides)
+    tiny = [o for o in tiny if not (other_data and o.startswith("dataset.prepare."))]
+    cfg = compose_config(config_name, [*tiny, *overrides, f"paths.cache_dir={out / 'cache'}"], out / "runs" / name)
+    lines, result = segkd_lines(lambda: job(cfg))
+    shown = [line.replace(DEBUG_HINT, "") for line in lines]
+    if result is not None:
+        shown.append(f"(exit status 0; {result['images']} image(s) written)")
+    return "<br>".join(shown)
+
+
+def with_classes(ckpt_path: Path, classes: int, out: Path) -> Path:
+    """A copy of a checkpoint whose network predicts ``classes`` classes (the head cut or padded to fit)."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["net"]["classes"] = classes
+    for key in ("net.segmentation_head.0.weight", "net.segmentation_head.0.bias"):
+        head = ckpt["state_dict"][key]
+        extra = head[:1].repeat_interleave(max(classes - len(head), 0), dim=0)
+        ckpt["state_dict"][key] = torch.cat([head, extra])[:classes]
+    torch.save(ckpt, out)
+    return out
+
+
+def inference_cases(out: Path, teacher: Path) -> list[tuple[str, str, list[str], str]]:
+    """(case, command, overrides, the test that holds it) for segkd.evaluate and segkd.predict, and the
+    files they read, written under ``out``."""
+    with_classes(teacher, 20, out / "classes20.ckpt")
+    images = out / "predict_in"
+    (images / "mixed").mkdir(parents=True)
+    picture = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(images / "mixed" / "a.png"), picture)
+    (images / "mixed" / "broken.png").write_bytes(b"not a png")
+    (images / "mixed" / "notes.txt").write_text("not an image, not looked at")
+    (images / "unreadable").mkdir()
+    (images / "unreadable" / "a.png").write_bytes(b"")
+    (images / "unreadable" / "b.mp4").write_bytes(b"not a video")
+    (images / "no_images").mkdir()
+    (images / "no_images" / "notes.txt").write_text("no image, no video")
+
+    ckpt = f"ckpt_path={teacher}"
+    mixed = f"input={images / 'mixed'}"
+    e, p = "test_evaluate::", "test_predict::"
+    bad_ckpt = f"{e}test_a_bad_checkpoint_is_one_line_naming_it"
+    bad_option = f"{e}test_a_bad_inference_option_is_one_line_naming_the_key"
+    predict_input = f"{p}test_input_errors_are_one_line"
+    return [
+        ("no ckpt_path", "segkd.evaluate", [], bad_ckpt),
+        ("checkpoint missing", "segkd.evaluate", [f"ckpt_path={out / 'nope.ckpt'}"], bad_ckpt),
+        ("checkpoint is a directory", "segkd.evaluate", [f"ckpt_path={out / 'a_dir'}"], bad_ckpt),
+        ("checkpoint empty file", "segkd.evaluate", [f"ckpt_path={out / 'empty.ckpt'}"], bad_ckpt),
+        ("checkpoint truncated file", "segkd.evaluate", [f"ckpt_path={out / 'truncated.ckpt'}"], bad_ckpt),
+        ("checkpoint foreign file", "segkd.evaluate", [f"ckpt_path={out / 'foreign.ckpt'}"], bad_ckpt),
+        ("a network the checkpoint does not hold", "segkd.evaluate", [ckpt, "net=peer"], bad_ckpt),
+        ("a checkpoint for another number of classes", "segkd.evaluate", [f"ckpt_path={out / 'classes20.ckpt'}"],
+         f"{e}test_a_checkpoint_for_another_number_of_classes_is_one_line"),
+        ("missing dataset root", "segkd.evaluate", [ckpt, "dataset=cityscapes", "dataset.root=/data/nope"],
+         f"{e}test_a_missing_dataset_root_is_one_line_naming_it"),
+        ("a split the dataset does not have", "segkd.evaluate", [ckpt, "split=test"],
+         f"{e}test_a_split_the_dataset_does_not_have_is_one_line"),
+        ("unknown inference mode", "segkd.evaluate", [ckpt, "mode=bogus"], bad_option),
+        ("window that is not a size", "segkd.evaluate", [ckpt, "mode=slide", "window=[0,64]"], bad_option),
+        ("stride larger than the window", "segkd.evaluate", [ckpt, "mode=slide", "window=[32,64]", "stride=[48,64]"],
+         bad_option),
+        ("TTA scale <= 0", "segkd.evaluate", [ckpt, "tta.scales=[0]"], bad_option),
+        ("overlay weight outside 0..1", "segkd.evaluate", [ckpt, "save_overlays=true", "overlay_alpha=2"], bad_option),
+        ("no ckpt_path", "segkd.predict", [mixed], f"{p}test_a_bad_checkpoint_or_option_is_one_line"),
+        ("no input", "segkd.predict", [ckpt], predict_input),
+        ("input does not exist", "segkd.predict", [ckpt, f"input={out / 'nowhere'}"], predict_input),
+        ("input folder without image or video files", "segkd.predict", [ckpt, f"input={images / 'no_images'}"],
+         predict_input),
+        ("input pattern matching no files", "segkd.predict", [ckpt, f"input={images / 'mixed' / '*.jpg'}"],
+         predict_input),
+        ("no input readable (an empty .png, a .mp4 that is no video)", "segkd.predict",
+         [ckpt, f"input={images / 'unreadable'}"], predict_input),
+        ("an unreadable file among readable ones (skipped by name)", "segkd.predict", [ckpt, mixed],
+         f"{p}test_images_of_a_folder_become_masks_and_overlays_and_an_unreadable_one_is_skipped"),
+        ("overlay weight outside 0..1", "segkd.predict", [ckpt, mixed, "overlay_alpha=2"],
+         f"{p}test_a_bad_checkpoint_or_option_is_one_line"),
+    ]
 
 
 def main() -> None:
@@ -59,8 +164,13 @@ def main() -> None:
     (out / "empty.ckpt").write_bytes(b"")
     (out / "truncated.ckpt").write_bytes(teacher.read_bytes()[:5000])
     torch.save({"state_dict": {"weight": torch.ones(2)}}, out / "foreign.ckpt")
-    kd = ["+experiment=offline_kd", f"teacher_ckpt={teacher}"]
+    print_train_table(out, teacher)
+    print()
+    print_inference_table(out, teacher)
 
+
+def print_train_table(out: Path, teacher: Path) -> None:
+    kd = ["+experiment=offline_kd", f"teacher_ckpt={teacher}"]
     cases = [  # (case, overrides, the test that holds it)
         ("missing dataset root", ["dataset=cityscapes", "dataset.root=/data/nope"],
          "test_datasets::test_missing_root_names_the_setting"),
@@ -107,6 +217,14 @@ def main() -> None:
     for i, (case, overrides, test) in enumerate(cases):
         message = run(overrides, out, f"case{i}").replace(str(out), "<out>")
         shown = " ".join(o.replace(str(out), "<out>") for o in overrides if o not in kd or o.startswith("+experiment"))
+        print(f"| {case} | `{shown}` | {message} | `{test}` |", flush=True)
+
+
+def print_inference_table(out: Path, teacher: Path) -> None:
+    print("| case | command line | what the user sees (stderr) | test |\n|---|---|---|---|")
+    for i, (case, command, overrides, test) in enumerate(inference_cases(out, teacher)):
+        message = run_inference(command, overrides, out, f"inference{i}").replace(str(out), "<out>")
+        shown = " ".join([command, *(o.replace(str(out), "<out>") for o in overrides)])
         print(f"| {case} | `{shown}` | {message} | `{test}` |", flush=True)
 
 

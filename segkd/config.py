@@ -18,7 +18,7 @@ OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, r
 
 #: This process's run id: its start time to the second plus a random suffix, so that two runs (or two
 #: sweeps) started in the same second never share an output dir. One value per process: every job of
-#: a sweep shares its sweep's dir, and DDP ranks > 0 are handed their job's dir (segkd.run).
+#: a sweep shares its sweep's dir, and DDP ranks > 0 are handed their job's dir (segkd.processes).
 RUN_ID = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(2)}"
 OmegaConf.register_new_resolver("run_id", lambda: RUN_ID, replace=True)
 

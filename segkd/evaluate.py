@@ -29,8 +29,7 @@ from segkd.errors import errors_in_one_line
 from segkd.inference import BenchmarkWriter, EvaluationSet, Evaluator, OverlayWriter, SegmentationPredictor
 from segkd.inference.checkpoint import network_from
 from segkd.inference.writers import prediction_format
-from segkd.run import _argv_for_ddp_child
-from segkd.train import RESOLVED_CONFIG, _processes_of_this_job
+from segkd.processes import RESOLVED_CONFIG, argv_for_ddp_child, ddp_job_scope
 
 METRICS_FILE = "metrics.json"
 
@@ -55,7 +54,8 @@ def evaluate(cfg: DictConfig) -> dict:
     folder = datamodule.dataset(split=cfg.split, transform=None, with_labels=with_labels)
     if spec.get("classes") not in (None, folder.num_classes):
         raise ValueError(f"checkpoint {ckpt_path} ('{cfg.net}') predicts {spec['classes']} classes but "
-                         f"{folder.dataset_name} has {folder.num_classes}; evaluate it on the data it was trained for")
+                         f"dataset={cfg.dataset.get('name', folder.dataset_name)} has {folder.num_classes}; evaluate it on "
+                         "the data it was trained for")
 
     predictor = SegmentationPredictor(net, mode=cfg.mode, window=to_plain(cfg.window), stride=to_plain(cfg.stride),
                                       flip=cfg.tta.flip, scales=to_plain(cfg.tta.scales))
@@ -70,11 +70,11 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = DataLoader(EvaluationSet(folder, datamodule.mean, datamodule.std), batch_size=cfg.batch_size,
                         shuffle=False, num_workers=cfg.num_workers)
 
-    # DDP ranks > 0 rebuild this job from its resolved config and write into this run dir (segkd.run).
+    # DDP ranks > 0 rebuild this job from its resolved config and write into this run dir (segkd.processes).
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
     start = time.perf_counter()
-    with _processes_of_this_job(output_dir):
+    with ddp_job_scope(output_dir):
         trainer.predict(evaluator, dataloaders=loader, return_predictions=False)
     seconds = time.perf_counter() - start
 
@@ -138,5 +138,5 @@ def print_report(report: dict, console: Optional[Console] = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = _argv_for_ddp_child(sys.argv)
+    sys.argv = argv_for_ddp_child(sys.argv)
     main()

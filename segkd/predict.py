@@ -35,7 +35,7 @@ from segkd.inference import SegmentationPredictor, colorize, overlay
 from segkd.inference.drawing import check_alpha
 from segkd.inference.checkpoint import network_from
 from segkd.inference.data import normalize, to_input
-from segkd.inference.sources import Input, InputError, find_inputs, video_frames
+from segkd.inference.sources import Input, InputError, UnreadableInput, find_inputs, video_frames
 from segkd.inference.writers import write_image
 
 VIDEO_CODEC = "mp4v"
@@ -69,7 +69,7 @@ def predict(cfg: DictConfig) -> dict:
                 else:
                     run.image(item)
                     progress.advance(task)
-            except OSError as err:
+            except UnreadableInput as err:
                 run.skipped.append({"path": str(item.path), "reason": str(err)})
                 print(f"segkd: skipped {item.path}: {err}", file=sys.stderr)
                 progress.advance(task)
@@ -113,7 +113,7 @@ class _Run:
     def image(self, item: Input) -> None:
         bgr = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise OSError("not a readable image (missing, truncated or another format)")
+            raise UnreadableInput("not a readable image (missing, truncated or another format)")
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         labels = self.labels(image)
         write_image(self.output_dir / "masks" / f"{item.name}.png", colorize(labels))
@@ -141,7 +141,7 @@ class _Run:
             for writer in writers or ():
                 writer.release()
         if seen == 0:
-            raise OSError("a video file without a single readable frame")
+            raise UnreadableInput("a video file without a single readable frame")
         self.videos += 1
         self.frames += seen
 

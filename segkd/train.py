@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import lightning as L
 import torch
@@ -21,15 +19,10 @@ from segkd.callbacks import EpochTimer, GradientBalance
 from segkd.config import build, to_plain
 from segkd.models import measure_complexity
 from segkd.models.checkpoint import check_resumable
+from segkd.processes import RESOLVED_CONFIG, ddp_job_scope
 from segkd.summary import print_summary, write_summary
 
 log = logging.getLogger(__name__)
-
-#: Set for the duration of fit so that DDP ranks > 0, which Lightning starts by re-running the
-#: command line, rebuild exactly this job from its saved config (see segkd.run).
-DDP_JOB_DIR_ENV = "SEGKD_DDP_JOB_DIR"
-RESOLVED_CONFIG = "resolved_config.yaml"
-_DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 
 
 def _instantiate_all(group: Any) -> list:
@@ -56,29 +49,6 @@ def _trainer_kwargs(cfg: DictConfig) -> dict:
     return kwargs
 
 
-@contextmanager
-def _processes_of_this_job(output_dir: Path) -> Iterator[None]:
-    """Scope DDP to one job, so the next job of a sweep in this process starts its own ranks.
-
-    Lightning leaves its rendezvous variables (LOCAL_RANK, MASTER_PORT, ...) in the environment and
-    the process group open; the next job would then believe an external launcher made its ranks and
-    talk to the previous job's exited children. Ranks started by a real launcher (SLURM, torchrun)
-    had these variables before we began and keep them.
-    """
-    saved = {key: os.environ.get(key) for key in (*_DDP_ENV, DDP_JOB_DIR_ENV)}
-    os.environ[DDP_JOB_DIR_ENV] = str(output_dir)
-    try:
-        yield
-    finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def train(cfg: DictConfig) -> dict:
     """Train the system the config describes and return its summary (also written to summary.json)."""
     output_dir = Path(cfg.paths.output_dir)
@@ -99,11 +69,11 @@ def train(cfg: DictConfig) -> dict:
     for logger in trainer.loggers:
         logger.log_hyperparams({"config": to_plain(cfg), "complexity": complexity})
 
-    # The exact, resolved config of this run: DDP ranks > 0 rebuild the job from it (segkd.run).
+    # The exact, resolved config of this run: DDP ranks > 0 rebuild the job from it (segkd.processes).
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
     start = time.perf_counter()
-    with _processes_of_this_job(output_dir):
+    with ddp_job_scope(output_dir):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     wall_time = time.perf_counter() - start
 

@@ -185,6 +185,7 @@ def one_line_error(capsys, monkeypatch, cfg) -> str:
 @pytest.mark.parametrize("case, expected", [
     ("missing", "does not exist"), ("empty", "is empty"), ("not_segkd", "not a segkd checkpoint"),
     ("no_checkpoint", "no checkpoint given"), ("wrong_net", "has no network 'teacher'"),
+    ("directory", "is a directory"), ("truncated", "cannot be read: truncated"),
 ])
 def test_a_bad_checkpoint_is_one_line_naming_it(tmp_path, cache_dir, student_run, capsys, monkeypatch, case, expected):
     path = tmp_path / "model.ckpt"
@@ -192,6 +193,10 @@ def test_a_bad_checkpoint_is_one_line_naming_it(tmp_path, cache_dir, student_run
         path.touch()
     elif case == "not_segkd":
         torch.save({"state_dict": {"w": torch.zeros(1)}}, path)
+    elif case == "directory":
+        path.mkdir()
+    elif case == "truncated":
+        path.write_bytes(Path(student_run["last_checkpoint"]).read_bytes()[:5000])
     overrides = {"no_checkpoint": ["ckpt_path=null"],
                  "wrong_net": [f"ckpt_path={student_run['last_checkpoint']}", "net=teacher"],
                  }.get(case, [f"ckpt_path={path}"])
@@ -205,6 +210,43 @@ def test_a_missing_dataset_root_is_one_line_naming_it(tmp_path, cache_dir, stude
                    "dataset.root=/nonexistent/cityscapes")
     err = one_line_error(capsys, monkeypatch, cfg)
     assert "/nonexistent/cityscapes does not exist" in err and "dataset.root" in err
+
+
+def with_classes(ckpt_path: str, classes: int, out: Path) -> Path:
+    """A copy of a checkpoint whose network predicts ``classes`` classes (the head cut or padded to fit)."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["net"]["classes"] = classes
+    for key in ("net.segmentation_head.0.weight", "net.segmentation_head.0.bias"):
+        head = ckpt["state_dict"][key]
+        extra = head[:1].repeat_interleave(max(classes - len(head), 0), dim=0)
+        ckpt["state_dict"][key] = torch.cat([head, extra])[:classes]
+    torch.save(ckpt, out)
+    return out
+
+
+def test_a_checkpoint_for_another_number_of_classes_is_one_line(tmp_path, cache_dir, student_run, capsys, monkeypatch):
+    ckpt = with_classes(student_run["last_checkpoint"], 20, tmp_path / "classes20.ckpt")
+    err = one_line_error(capsys, monkeypatch, eval_cfg(tmp_path, cache_dir, f"ckpt_path={ckpt}"))
+    assert f"{ckpt} ('net') predicts 20 classes" in err and "has 19" in err
+
+
+def test_a_split_the_dataset_does_not_have_is_one_line(tmp_path, cache_dir, student_run, capsys, monkeypatch):
+    cfg = eval_cfg(tmp_path, cache_dir, f"ckpt_path={student_run['last_checkpoint']}", "split=test")
+    assert "has no leftImg8bit/test" in one_line_error(capsys, monkeypatch, cfg)  # SynthStreets has train and val
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["mode=bogus"], "mode='bogus' is not an inference mode"),
+    (["mode=slide", "window=[0,64]"], "window=[0, 64] is not a size"),
+    (["mode=slide", "window=[32,64]", "stride=[48,64]"], "stride=[48, 64] is larger than window=[32, 64]"),
+    (["tta.scales=[0]"], "tta.scales=[0] must be positive factors"),
+    (["save_overlays=true", "overlay_alpha=2"], "overlay_alpha=2 must be between 0"),
+])
+def test_a_bad_inference_option_is_one_line_naming_the_key(tmp_path, cache_dir, student_run, capsys, monkeypatch,
+                                                            overrides, expected):
+    cfg = eval_cfg(tmp_path, cache_dir, f"ckpt_path={student_run['last_checkpoint']}", *overrides)
+    assert expected in one_line_error(capsys, monkeypatch, cfg)
+    assert not (tmp_path / "eval" / "cityscapes_results").exists(), "refused before any prediction"
 
 
 # ----------------------------------------------------------------------------- the official evaluator

@@ -78,6 +78,8 @@ def test_a_video_becomes_a_mask_video_and_an_overlay_video(tmp_path, student_run
     ("nothing_readable", "none of the 2 inputs could be read"),
     ("missing", "does not exist"),
     ("no_input", "no input given"),
+    ("no_images", "holds no images or videos"),
+    ("no_match", "matches no files"),
 ])
 def test_input_errors_are_one_line(tmp_path, student_run, capsys, monkeypatch, case, expected):
     monkeypatch.delenv("SEGKD_DEBUG", raising=False)
@@ -85,10 +87,34 @@ def test_input_errors_are_one_line(tmp_path, student_run, capsys, monkeypatch, c
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.png").write_bytes(b"")
     (tmp_path / "in" / "b.mp4").write_bytes(b"not a video")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("no image, no video")
     given = {"nothing_readable": f"input={tmp_path / 'in'}", "missing": f"input={tmp_path / 'nowhere'}",
-             "no_input": "input=null"}[case]
+             "no_input": "input=null", "no_images": f"input={tmp_path / 'notes'}",
+             "no_match": f"input={tmp_path / 'in' / '*.jpg'}"}[case]
     with pytest.raises(SystemExit) as exit_info, errors_in_one_line():
         predict(predict_cfg(tmp_path, f"ckpt_path={student_run['last_checkpoint']}", given))
     assert exit_info.value.code == 1
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("segkd: error: ") and expected in last, last
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("segkd: error: ") and expected in err[-1], err[-1]
+    if case == "nothing_readable":  # each file is named, with its reason, before the error
+        assert any(line.startswith(f"segkd: skipped {tmp_path / 'in' / 'a.png'}: not a readable image") for line in err)
+        assert any(line.startswith(f"segkd: skipped {tmp_path / 'in' / 'b.mp4'}: not a readable video") for line in err)
+
+
+@pytest.mark.parametrize("given, expected", [
+    (["ckpt_path=null"], "no checkpoint given"),
+    (["ckpt_path=nowhere/last.ckpt"], "does not exist"),
+    (["overlay_alpha=2"], "overlay_alpha=2 must be between 0"),
+])
+def test_a_bad_checkpoint_or_option_is_one_line(tmp_path, student_run, capsys, monkeypatch, given, expected):
+    monkeypatch.delenv("SEGKD_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    write_png(tmp_path / "in" / "a.png", random_image(np.random.default_rng(3), (32, 64)))
+    with pytest.raises(SystemExit) as exit_info, errors_in_one_line():
+        predict(predict_cfg(tmp_path, f"ckpt_path={student_run['last_checkpoint']}", f"input={tmp_path / 'in'}",
+                            *given))
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("segkd: error: ") and expected in err, err
+    assert not (tmp_path / "run" / "masks").exists(), "refused before any prediction"

@@ -72,7 +72,6 @@ class SegmentationPredictor(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
-        size = images.shape[-2:]
         total: Optional[Tensor] = None
         views = 0
         for scale in self.scales:

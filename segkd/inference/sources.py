@@ -19,6 +19,14 @@ class InputError(ValueError):
     """The input names nothing segkd.predict can read."""
 
 
+class UnreadableInput(OSError):
+    """One input file that cannot be decoded: reported by name and skipped, the others still run.
+
+    Its own type so that a failure to *write* (a full disk, a read-only folder) is not mistaken for
+    a bad input and stops the run instead.
+    """
+
+
 @dataclass(frozen=True)
 class Input:
     """One file to predict. ``name`` is its path relative to the input (without suffix): outputs
@@ -61,12 +69,12 @@ def find_inputs(spec: str | os.PathLike) -> list[Input]:
 def video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
     """RGB frames of a video, its frame rate (25 when the file does not say) and its frame count (0: unknown).
 
-    Raises OSError when the file cannot be opened as a video.
+    Raises UnreadableInput when the file cannot be opened as a video.
     """
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         capture.release()
-        raise OSError("not a readable video")
+        raise UnreadableInput("not a readable video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     count = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
 
