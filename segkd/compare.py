@@ -3,7 +3,9 @@
     python -m segkd.compare DIR [DIR ...] [--baseline RECIPE] [--out DIR] [--metric final|best]
 
 Reads every summary.json under the given run or sweep dirs and groups runs into recipes (experiment,
-model, dataset, paradigm, schedule and every other override except the seed). Each recipe is paired
+model, dataset, paradigm, schedule and every other override except the seed; runs with the same
+overrides whose resolved settings differ, because a default changed between them, are separate
+recipes named by what differs). Each recipe is paired
 seed by seed with its baseline, by default the scratch student of the same model, data, epochs and
 crop. Seeds are paired because the seed fixes the initialisation, the training order and every
 augmentation (segkd.data.sampling), so a paired difference removes most of the seed noise that an
@@ -58,6 +60,20 @@ class Run:
     @property
     def seed(self) -> Any:
         return self.summary.get("seed")
+
+    def recipe_config(self) -> Optional[dict]:
+        """The resolved settings of the run (segkd.summary.recipe_config): from its summary, else from
+        the resolved_config.yaml beside it (runs made before summaries recorded them), else unknown."""
+        if self.summary.get("recipe_config") is not None:
+            return self.summary["recipe_config"]
+        resolved = self.path.parent / "resolved_config.yaml"
+        if not resolved.is_file():
+            return None
+        import yaml
+
+        from segkd.summary import recipe_config
+
+        return recipe_config(yaml.safe_load(resolved.read_text()) or {})
 
     def miou(self, metric: str) -> Optional[float]:
         if metric == "best":
@@ -167,13 +183,51 @@ def load_runs(dirs: Sequence[str | Path]) -> list[Run]:
     return runs
 
 
+def _compatible(a: Optional[dict], b: Optional[dict]) -> bool:
+    """Same value under every key both record (a key one of them lacks is a setting added later)."""
+    return a is None or b is None or all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
 def group(runs: Sequence[Run]) -> list[Recipe]:
-    recipes: dict[str, Recipe] = {}
+    """Runs with the same recipe fields, split further where their resolved settings differ.
+
+    The same overrides can mean different recipes when a default changed between the runs (e.g. a
+    paradigm's weight); such groups are split and named by the settings that differ, so their seeds
+    are never pooled. A run whose settings are unknown joins the first group of its name.
+    """
+    by_name: dict[str, list[list[tuple[Run, Optional[dict]]]]] = {}
+    fields_of: dict[str, dict] = {}
     for run in sorted(runs, key=lambda r: r.path.stat().st_mtime if r.path.exists() else 0):
         fields = recipe_fields(run.summary)
         name = recipe_name(fields)
-        recipes.setdefault(name, Recipe(name, fields)).add(run)
-    return list(recipes.values())
+        fields_of.setdefault(name, fields)
+        config = run.recipe_config()
+        subgroups = by_name.setdefault(name, [])
+        home = next((g for g in subgroups if all(_compatible(config, c) for _, c in g)), None)
+        if home is None:
+            subgroups.append(home := [])
+        home.append((run, config))
+    recipes = []
+    for name, subgroups in by_name.items():
+        differing = _differing_settings([[c for _, c in g] for g in subgroups]) if len(subgroups) > 1 else []
+        for g in subgroups:
+            known = next((c for _, c in g if c is not None), {})
+            label = ", ".join(f"{k}={known.get(k)}" for k in differing)
+            recipe = Recipe(f"{name} [{label}]" if label else name, fields_of[name])
+            for run, _ in g:
+                recipe.add(run)
+            recipes.append(recipe)
+    return recipes
+
+
+def _differing_settings(groups: Sequence[Sequence[Optional[dict]]]) -> list[str]:
+    """The settings whose values tell the groups apart (recorded by all of them)."""
+    configs = [next((c for c in g if c is not None), None) for g in groups]
+    known = [c for c in configs if c is not None]
+    if not known:
+        return []
+    shared = set.intersection(*(set(c) for c in known))
+    return sorted(k for k in shared if len({json.dumps(c[k], sort_keys=True) for c in known}) > 1)
 
 
 def find_baseline(recipe: Recipe, recipes: Sequence[Recipe], chosen: Optional[str]) -> Optional[Recipe]:

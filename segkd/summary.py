@@ -47,3 +47,42 @@ def print_summary(summary: dict, console: Optional[Console] = None) -> None:
         f" ({cx.get('gflops', float('nan')):.3f} GFLOPs) at {cx.get('input_size')}"
         f" · {summary.get('epochs')} epochs, {summary.get('global_step')} steps in {summary.get('wall_time_s', 0):.0f} s"
     )
+
+
+#: The resolved settings that make a recipe what it is, beyond the overrides a run was given: two
+#: runs with the same overrides but made under different defaults (a paradigm's weight, the
+#: student's augmentation) are different recipes, and segkd.compare must not pool them.
+RECIPE_CONFIG_KEYS = (
+    "model", "system.loss", "system.optimizer", "system.scheduler", "system.distill", "system.schedule",
+    "system.peers", "system.teacher.input_scale", "system.teacher.prior_correction",
+    "system.teacher.cache.enabled", "system.teacher.cache.stride", "system.teacher.cache.top_k",
+    "dataset.crop_size", "dataset.scale_range", "dataset.jitter", "dataset.batch_size", "dataset.prepare",
+    "trainer.max_epochs", "trainer.max_steps", "trainer.accumulate_grad_batches",
+)
+
+
+def recipe_config(config: Any) -> dict[str, Any]:
+    """The :data:`RECIPE_CONFIG_KEYS` of a run's config (a DictConfig, or a resolved config as a
+    plain dict, e.g. a run dir's resolved_config.yaml), resolved and flattened to dotted keys."""
+    from omegaconf import DictConfig, OmegaConf
+
+    flat: dict[str, Any] = {}
+    for key in RECIPE_CONFIG_KEYS:
+        if isinstance(config, DictConfig):
+            node = OmegaConf.select(config, key, default=None)
+            node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        else:
+            node = config
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            _flatten(key, node, flat)
+    return flat
+
+
+def _flatten(prefix: str, node: Any, out: dict[str, Any]) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    else:
+        out[prefix] = node

@@ -20,7 +20,7 @@ from segkd.config import build, to_plain
 from segkd.models import measure_complexity
 from segkd.models.checkpoint import check_resumable
 from segkd.processes import RESOLVED_CONFIG, ddp_job_scope
-from segkd.summary import print_summary, write_summary
+from segkd.summary import print_summary, recipe_config, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ def train(cfg: DictConfig) -> dict:
         "dataset": datamodule.name,
         "tags": to_plain(cfg.get("tags")) or [],
         "overrides": _hydra_overrides(),
+        "recipe_config": recipe_config(cfg),
         "seed": cfg.get("seed"),
         **system.run_scores(),
         "best_val_mIoU": float(best) if best is not None else None,

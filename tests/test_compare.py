@@ -133,3 +133,28 @@ def test_a_multirun_and_a_single_run_of_one_recipe_are_one_recipe(tmp_path):
     write_summary(tmp_path, "multi", 2, 0.27, "offline_kd", "logits", overrides=("teacher_cache=True",))
     rows = compare.report([tmp_path], plots=False)
     assert [r["n_seeds"] for r in rows if r["paradigm"] == "logits"] == [2]
+
+
+def test_runs_made_under_different_defaults_are_different_recipes(tmp_path):
+    """The same overrides under a changed default (CWD's weight 1 -> 3) are two recipes, named by the
+    setting that differs; a run that records no settings joins its name's first group, and a key only
+    newer runs record does not split anything."""
+    base = {1: 0.20, 2: 0.22, 3: 0.21}
+    for s, m in base.items():
+        write_summary(tmp_path, "scratch", s, m, "student")
+    for s in base:
+        write_summary(tmp_path, "cwd_old", s, base[s] + 0.01, "offline_kd", "cwd")
+        write_summary(tmp_path, "cwd_new", s, base[s] + 0.03, "offline_kd", "cwd")
+    for path in (tmp_path / "cwd_old").rglob("summary.json"):  # an old run: settings beside it, not inside
+        (path.parent / "resolved_config.yaml").write_text(
+            "system:\n  distill:\n    terms:\n      cwd:\n        weight: 1.0\n")
+    for path in (tmp_path / "cwd_new").rglob("summary.json"):
+        summary = json.loads(path.read_text())
+        summary["recipe_config"] = {"system.distill.terms.cwd.weight": 3.0, "system.teacher.input_scale": 1.0}
+        path.write_text(json.dumps(summary))
+    rows = {r["recipe"]: r for r in compare.compare(compare.group(compare.load_runs([tmp_path])))}
+    old = rows["offline_kd/student_mnv2/cwd [system.distill.terms.cwd.weight=1.0]"]
+    new = rows["offline_kd/student_mnv2/cwd [system.distill.terms.cwd.weight=3.0]"]
+    assert old["n_seeds"] == new["n_seeds"] == 3
+    assert old["delta_mean"] == pytest.approx(0.01) and new["delta_mean"] == pytest.approx(0.03)
+    assert rows["student/student_mnv2"]["n_seeds"] == 3  # the scratch runs record nothing and stay one recipe
