@@ -67,6 +67,8 @@ def evaluate(cfg: DictConfig) -> dict:
     # Nothing trains: BatchNorm keeps its running statistics, SyncBatchNorm has nothing to do.
     trainer_kwargs = {**to_plain(cfg.trainer), "sync_batchnorm": False}
     trainer: L.Trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=False, enable_checkpointing=False)
+    if not isinstance(cfg.batch_size, int) or isinstance(cfg.batch_size, bool) or cfg.batch_size < 1:
+        raise ValueError(f"batch_size={cfg.batch_size} must be a whole number of images, at least 1")
     loader = DataLoader(EvaluationSet(folder, datamodule.mean, datamodule.std), batch_size=cfg.batch_size,
                         shuffle=False, num_workers=cfg.num_workers)
 

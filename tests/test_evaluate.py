@@ -241,6 +241,7 @@ def test_a_split_the_dataset_does_not_have_is_one_line(tmp_path, cache_dir, stud
     (["mode=slide", "window=[32,64]", "stride=[48,64]"], "stride=[48, 64] is larger than window=[32, 64]"),
     (["tta.scales=[0]"], "tta.scales=[0] must be positive factors"),
     (["save_overlays=true", "overlay_alpha=2"], "overlay_alpha=2 must be between 0"),
+    (["batch_size=0"], "batch_size=0 must be a whole number of images"),
 ])
 def test_a_bad_inference_option_is_one_line_naming_the_key(tmp_path, cache_dir, student_run, capsys, monkeypatch,
                                                             overrides, expected):

@@ -17,7 +17,8 @@ from conftest import random_image, write_png
 
 
 def predict_cfg(tmp_path: Path, *overrides: str):
-    return compose_config("predict", [*overrides, "device=cpu", f"paths.log_dir={tmp_path}"], tmp_path / "run")
+    device = [] if any(o.startswith("device=") for o in overrides) else ["device=cpu"]
+    return compose_config("predict", [*overrides, *device, f"paths.log_dir={tmp_path}"], tmp_path / "run")
 
 
 def test_images_of_a_folder_become_masks_and_overlays_and_an_unreadable_one_is_skipped(tmp_path, student_run, capsys):
@@ -106,6 +107,8 @@ def test_input_errors_are_one_line(tmp_path, student_run, capsys, monkeypatch, c
     (["ckpt_path=null"], "no checkpoint given"),
     (["ckpt_path=nowhere/last.ckpt"], "does not exist"),
     (["overlay_alpha=2"], "overlay_alpha=2 must be between 0"),
+    (["device=bogus"], "device=bogus is not a device"),
+    (["device=cuda:7"], "device=cuda:7: this machine has no such GPU"),
 ])
 def test_a_bad_checkpoint_or_option_is_one_line(tmp_path, student_run, capsys, monkeypatch, given, expected):
     monkeypatch.delenv("SEGKD_DEBUG", raising=False)
