@@ -11,8 +11,10 @@
    (small text files) to the given folder.
 
 --recipe adds a recipe of your own (repeatable), e.g. a sweep point to set beside the defaults:
-`--recipe cwd_w3="+experiment=offline_kd distill_paradigm=cwd teacher_cache=true
-distill_paradigm.terms.cwd.weight=3"`; with --only, name it there too.
+`--recipe cwd_w5="+experiment=offline_kd distill_paradigm=cwd teacher_cache=true
+distill_paradigm.terms.cwd.weight=5"`; with --only, name it there too. After a recipe's default
+changes, use a new --out: a job whose summary.json exists is not rerun (segkd.compare keeps the
+old and new runs apart, named by the setting that differs).
 Jobs whose summary.json exists are skipped; a job that has a last.ckpt but no summary resumes from
 it. Overrides after `--` go to every job, the teacher's included: e.g. `-- dataset=cityscapes
 dataset.root=/data/cityscapes` runs the same protocol on another Cityscapes-layout tree.
