@@ -27,17 +27,22 @@ def reference_view(full: torch.Tensor, geometry: list[int]) -> torch.Tensor:
     return crop.flip(-1) if flip else crop
 
 
+def random_geometry(rng: np.random.Generator, h: int, w: int, flip: int, scaled: bool) -> list[int]:
+    """A random scale -> pad -> crop -> flip record (scale 1 when not ``scaled``), as the data pipeline writes it."""
+    sh, sw = (int(rng.integers(10, 60)), int(rng.integers(16, 90))) if scaled else (h, w)
+    pt, pb, pl, pr = (int(v) for v in rng.integers(0, 6, 4))
+    ch, cw = int(rng.integers(4, sh + pt + pb)), int(rng.integers(4, sw + pl + pr))
+    y0, x0 = int(rng.integers(0, sh + pt + pb - ch + 1)), int(rng.integers(0, sw + pl + pr - cw + 1))
+    return [sh, sw, pt, pb, pl, pr, x0, y0, x0 + cw, y0 + ch, flip]
+
+
 @pytest.mark.parametrize("flip", [0, 1])
 @pytest.mark.parametrize("seed", range(4))
 def test_replay_equals_resize_pad_crop_flip(seed, flip):
     rng = np.random.default_rng(seed)
     h, w = 24, 40
     full = torch.randn(5, h, w)
-    sh, sw = int(rng.integers(10, 60)), int(rng.integers(16, 90))
-    pt, pb, pl, pr = (int(v) for v in rng.integers(0, 6, 4))
-    ch, cw = int(rng.integers(4, sh + pt + pb)), int(rng.integers(4, sw + pl + pr))
-    y0, x0 = int(rng.integers(0, sh + pt + pb - ch + 1)), int(rng.integers(0, sw + pl + pr - cw + 1))
-    geometry = [sh, sw, pt, pb, pl, pr, x0, y0, x0 + cw, y0 + ch, flip]
+    geometry = random_geometry(rng, h, w, flip, scaled=True)
     view = full.flip(-1) if flip else full  # the cache stores the mirror image's map for flipped samples
     torch.testing.assert_close(replay(view, geometry, (h, w)), reference_view(full, geometry), atol=1e-4, rtol=1e-4)
 
@@ -49,10 +54,7 @@ def test_unscaled_replay_is_an_exact_slice(seed, flip):
     rng = np.random.default_rng(seed)
     h, w = 24, 40
     full = torch.randn(5, h, w)
-    pt, pb, pl, pr = (int(v) for v in rng.integers(0, 6, 4))
-    ch, cw = int(rng.integers(4, h + pt + pb)), int(rng.integers(4, w + pl + pr))
-    y0, x0 = int(rng.integers(0, h + pt + pb - ch + 1)), int(rng.integers(0, w + pl + pr - cw + 1))
-    geometry = [h, w, pt, pb, pl, pr, x0, y0, x0 + cw, y0 + ch, flip]
+    geometry = random_geometry(rng, h, w, flip, scaled=False)
     view = full.flip(-1) if flip else full
     torch.testing.assert_close(replay(view, geometry, (h, w)), reference_view(full, geometry), atol=0, rtol=0)
 

@@ -211,9 +211,8 @@ class TeacherLogitCache:
         """Refuse a cache built for another teacher, dataset or layout, naming each difference."""
         # Keys written only when not at their default are compared too when the cache has them.
         keys = list(expected) + [k for k in OPTIONAL_META if k in self.meta and k not in expected]
-        defaults = OPTIONAL_META
-        diff = [f"{k}: cache has {self.meta.get(k)!r}, this run needs {expected.get(k, defaults.get(k))!r}"
-                for k in keys if self.meta.get(k, defaults.get(k)) != expected.get(k, defaults.get(k))]
+        diff = [f"{k}: cache has {self.meta.get(k)!r}, this run needs {expected.get(k, OPTIONAL_META.get(k))!r}"
+                for k in keys if self.meta.get(k, OPTIONAL_META.get(k)) != expected.get(k, OPTIONAL_META.get(k))]
         if diff:
             raise TeacherCacheError(
                 f"teacher-logit cache {self.path} does not match this run ({'; '.join(diff)}); point "
@@ -274,10 +273,9 @@ def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int
         "mean": [float(m) for m in mean],
         "std": [float(s) for s in std],
     }
-    if teacher_net != MAIN_NET:
-        meta["teacher_net"] = teacher_net
-    if input_scale != 1.0:
-        meta["teacher_input_scale"] = float(input_scale)
+    for key, value in (("teacher_net", teacher_net), ("teacher_input_scale", float(input_scale))):
+        if value != OPTIONAL_META[key]:
+            meta[key] = value
     return meta
 
 
