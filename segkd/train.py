@@ -11,8 +11,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from segkd.callbacks import EpochTimer, GradientBalance
@@ -25,11 +24,52 @@ from segkd.summary import print_summary, recipe_config, write_summary
 log = logging.getLogger(__name__)
 
 
-def _instantiate_all(group: Any) -> list:
-    """Callbacks/loggers are dicts of named entries; a null entry switches one off from the CLI."""
+def _instantiate_all(group: Any, fill: Optional[dict] = None) -> list:
+    """Callbacks/loggers are dicts of named entries; a null entry switches one off from the CLI.
+
+    ``fill`` gives values for keys an entry lists as null (a logger's run name, group, job type).
+    """
     if not group:
         return []
-    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+    built = []
+    for node in group.values():
+        if node is not None and "_target_" in node:
+            kwargs = {k: v for k, v in (fill or {}).items() if k in node and node[k] is None}
+            built.append(instantiate(node, **kwargs))
+    return built
+
+
+def run_identity(cfg: DictConfig, system: Any) -> dict[str, str]:
+    """How loggers name a run so that a dashboard compares recipes: ``recipe`` as segkd.compare names
+    it, ``name`` the recipe and the seed; ``group`` the sweep of a multirun, else the experiment;
+    ``job_type`` the system (teacher, student, offline_kd, mutual)."""
+    from hydra.types import RunMode
+
+    from segkd.compare import recipe_fields, recipe_name
+
+    tags = to_plain(cfg.get("tags")) or []
+    fields = recipe_fields({"experiment": cfg.get("task_name"), "model": cfg.get("model_name"),
+                            "tags": tags, "overrides": _hydra_overrides()})
+    group = str(cfg.get("task_name"))
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        group = f"{group} sweep {Path(HydraConfig.get().sweep.dir).name}"
+    job_type = system.job_type or ("teacher" if "teacher" in tags else "student")
+    recipe = recipe_name(fields)
+    return {"recipe": recipe, "name": f"{recipe} seed{cfg.get('seed')}", "group": group, "job_type": job_type}
+
+
+def headline(summary: dict) -> dict[str, Any]:
+    """The numbers a runs table shows per run (a logger's run summary)."""
+    val, teacher = summary.get("val") or {}, summary.get("teacher") or {}
+    complexity = summary.get("complexity") or {}
+    return {
+        "final/val_mIoU": val.get("mIoU"), "final/pixel_acc": val.get("pixel_acc"), "final/val_ece": val.get("ece"),
+        "final/best_val_mIoU": summary.get("best_val_mIoU"), "final/epochs": summary.get("epochs"),
+        "complexity/params": complexity.get("params"), "complexity/gmacs": complexity.get("gmacs"),
+        "teacher/mIoU": teacher.get("mIoU"), "teacher/ece": teacher.get("ece"),
+        "teacher/entropy": teacher.get("entropy"),
+        "time/train_images_per_s": (summary.get("timing") or {}).get("train_images_per_s"),
+    }
 
 
 def _existing(path: str) -> Optional[str]:
@@ -61,13 +101,18 @@ def train(cfg: DictConfig) -> dict:
     )
     check_resumable(cfg.get("ckpt_path"), system.hparams)  # a wrong resume file fails here, in one line
     callbacks = _instantiate_all(cfg.get("callbacks"))
-    loggers = _instantiate_all(cfg.get("logger"))
+    identity = run_identity(cfg, system)
+    loggers = _instantiate_all(cfg.get("logger"), fill=identity)
     trainer_kwargs = _trainer_kwargs(cfg)
+    if not trainer_kwargs.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     trainer: L.Trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers or False)
 
     complexity = measure_complexity(system.net, datamodule.crop_size)
     for logger in trainer.loggers:
-        logger.log_hyperparams({"config": to_plain(cfg), "complexity": complexity})
+        # Top-level keys: every setting is its own (dotted) column in W&B's runs table.
+        logger.log_hyperparams({**to_plain(cfg), "complexity": complexity, "recipe": identity["recipe"],
+                                "overrides": _hydra_overrides()})
 
     # The exact, resolved config of this run: DDP ranks > 0 rebuild the job from it (segkd.processes).
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +154,8 @@ def train(cfg: DictConfig) -> dict:
         print_summary(summary)
         log.info("summary written to %s", path)
     for logger in trainer.loggers:
-        # W&B keeps one global run per process: finish it, or the next job of a sweep logs into it.
-        if isinstance(logger, WandbLogger):
-            logger.experiment.finish()
+        if hasattr(logger, "log_summary"):
+            logger.log_summary(headline(summary))
+        if hasattr(logger, "finish"):
+            logger.finish()  # W&B: one global run per process, or the next job of a sweep logs into it
     return summary

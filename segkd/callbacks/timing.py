@@ -63,3 +63,34 @@ class EpochTimer(Callback):
             "train_epoch_s": self.train_epoch_s,
             "val_epoch_s": self.val_epoch_s,
         }
+
+
+class Throughput(Callback):
+    """Training images per second and seconds per step, over the last ``window`` steps, logged as
+    ``perf/images_per_s`` (also in the progress bar) and ``perf/step_s``.
+
+    Measured from one batch's end to the next, so data loading counts: it is the rate the run
+    actually trains at. Per process: under DDP multiply by the number of processes. Validation
+    passes between two steps are left out.
+    """
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = max(1, window)
+        self._last = None
+        self._steps: list[tuple[float, int]] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = None
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self._steps = (self._steps + [(now - self._last, len(batch["image"]))])[-self.window:]
+            seconds = sum(s for s, _ in self._steps)
+            images = sum(n for _, n in self._steps)
+            pl_module.log("perf/images_per_s", images / max(seconds, 1e-9), prog_bar=True, on_step=True, on_epoch=False)
+            pl_module.log("perf/step_s", seconds / len(self._steps), on_step=True, on_epoch=False)
+        self._last = now

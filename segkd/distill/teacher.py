@@ -104,5 +104,10 @@ class RescaledTeacher(nn.Module):
         self.predictor = SegmentationPredictor(net, mode="whole")
         self.train(net.training)  # a frozen teacher comes in eval mode and stays so
 
+    @property
+    def net(self) -> nn.Module:
+        """The network itself: module paths (hooks) are relative to it."""
+        return self.predictor.net
+
     def forward(self, images: Tensor) -> Tensor:
         return self.predictor.scaled_logits(images, self.scale)

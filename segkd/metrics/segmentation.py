@@ -59,7 +59,10 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
         super().update(preds, target)
 
     def compute(self) -> dict[str, Tensor]:
-        return scores_from_confmat(super().compute())
+        """The scores and, as ``confmat``, the CxC matrix itself (reduced over DDP ranks: torchmetrics
+        syncs the state before this runs)."""
+        confmat = super().compute()
+        return {**scores_from_confmat(confmat), "confmat": confmat}
 
     def as_dict(self, scores: dict[str, Tensor]) -> dict:
         """Plain floats keyed by class name, for logs and summary.json (NaN stays NaN: class never seen)."""
@@ -70,30 +73,63 @@ class SegmentationMetrics(MulticlassConfusionMatrix):
         }
 
 
+def class_errors(confmat: Tensor, class_names: Sequence[str]) -> dict[str, dict]:
+    """Per class (rows = ground truth): the share of its pixels predicted as something else, and the
+    class most of those went to: where a network is wrong, not only how much."""
+    confmat = confmat.double()
+    errors = {}
+    for c, name in enumerate(class_names):
+        total = confmat[c].sum()
+        off = confmat[c].clone()
+        off[c] = 0
+        worst = int(off.argmax())
+        errors[name] = {
+            "miss_rate": float(off.sum() / total) if total > 0 else None,
+            "confused_with": class_names[worst] if off[worst] > 0 else None,
+            "confused_share": float(off[worst] / total) if total > 0 else None,
+        }
+    return errors
+
+
 class NetScores(torch.nn.Module):
-    """Everything scored for one network on a split: confusion-matrix scores plus predictive entropy."""
+    """Everything scored for one network on a split: confusion-matrix scores, predictive entropy and
+    calibration (ECE)."""
 
     def __init__(self, class_names: Sequence[str], ignore_index: int = 255) -> None:
         super().__init__()
+        from segkd.metrics.calibration import CalibrationBins
         from segkd.metrics.uncertainty import PredictiveEntropy
 
         self.segmentation = SegmentationMetrics(len(class_names), class_names, ignore_index)
         self.entropy = PredictiveEntropy(ignore_index)
+        self.calibration = CalibrationBins(ignore_index=ignore_index)
 
     def update(self, logits: Tensor, target: Tensor) -> None:  # noqa: D102
         self.segmentation.update(logits, target)
         self.entropy.update(logits, target)
+        self.calibration.update(logits, target)
 
-    def compute_and_reset(self) -> dict:
-        """Plain floats for the whole split (reduced over DDP ranks), then a clean slate for the next one."""
-        scores = self.segmentation.as_dict(self.segmentation.compute())
+    def compute_and_reset(self, details: bool = False) -> dict:
+        """Plain floats for the whole split (reduced over DDP ranks), then a clean slate for the next one.
+
+        ``details`` adds the reliability diagram's bins (``reliability``) and each class's errors
+        (``errors``, :func:`class_errors`): the teacher's report, once per distillation run.
+        """
+        segmentation = self.segmentation.compute()
+        scores = self.segmentation.as_dict(segmentation)
         scores.update({k: float(v) for k, v in self.entropy.compute().items()})
-        self.segmentation.reset()
-        self.entropy.reset()
+        calibration = self.calibration.compute()
+        scores["ece"] = float(calibration["ece"])
+        if details:
+            scores["reliability"] = {k: calibration[k].tolist() for k in ("confidence", "accuracy", "count")}
+            scores["errors"] = class_errors(segmentation["confmat"], self.segmentation.class_names)
+        for metric in (self.segmentation, self.entropy, self.calibration):
+            metric.reset()
         return scores
 
     @staticmethod
     def loggable(scores: dict, prefix: str) -> dict[str, float]:
-        flat = {f"{prefix}/{k}": v for k, v in scores.items() if k != "IoU"}
+        """The scalars of ``scores`` under ``prefix/``, per-class IoU as ``prefix/IoU/<class>``."""
+        flat = {f"{prefix}/{k}": v for k, v in scores.items() if not isinstance(v, dict)}
         flat.update({f"{prefix}/IoU/{name}": v for name, v in scores["IoU"].items()})
         return flat

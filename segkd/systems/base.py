@@ -36,6 +36,9 @@ class SystemBase(L.LightningModule):
     distillation connectors, ``configure_optimizers``.
     """
 
+    #: What kind of run this system makes (W&B's job type); None: a teacher or a student by its tags.
+    job_type: Optional[str] = None
+
     def __init__(
         self,
         net: dict[str, Any],

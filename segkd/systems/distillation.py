@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from hydra.utils import instantiate
-from torch import Tensor
+from torch import Tensor, nn
 
 from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
@@ -46,6 +47,8 @@ class DistillationSystem(SystemBase):
     whole images at that scale (the teacher's own best view); a live teacher sees each crop at it.
     """
 
+    job_type = "offline_kd"
+
     def __init__(
         self,
         net: dict[str, Any],
@@ -63,8 +66,8 @@ class DistillationSystem(SystemBase):
         probe_size = list(probe_size)
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
         self.teacher_net_name = teacher.get("checkpoint_net") or MAIN_NET
-        loaded = load_teacher(teacher.get("checkpoint"), teacher.get("net"), teacher.get("train_command"),
-                              self.teacher_net_name)
+        self.teacher_spec = teacher
+        loaded = self._load_teacher()
         teacher_net = loaded.net
         log_prior = None
         if teacher.get("prior_correction") and loaded.class_weights is not None:
@@ -82,8 +85,7 @@ class DistillationSystem(SystemBase):
                     f"features are on another grid than the student's, but distillation terms {feature_terms} read "
                     "them; use input_scale 1 with feature terms"
                 )
-            teacher_net = RescaledTeacher(teacher_net, self.teacher_input_scale)
-        self.__dict__["teacher"] = teacher_net  # not a submodule: see the class docstring
+        self.__dict__["teacher"] = self._as_seen(teacher_net)  # not a submodule: see the class docstring
         self.cache_options = dict(teacher.get("cache") or {})
         if self.cache_options.get("enabled"):
             feature_terms = self.distiller.terms_reading_features("teacher")
@@ -96,6 +98,30 @@ class DistillationSystem(SystemBase):
         self.schedule = instantiate(schedule)
         self.teacher_scores_of = NetScores(class_names, ignore_index)
         self.teacher_scores: Optional[dict] = None
+
+    def _load_teacher(self):
+        spec = self.teacher_spec
+        return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"), self.teacher_net_name)
+
+    def _as_seen(self, teacher_net: nn.Module) -> nn.Module:
+        """The teacher as training sees it (rescaled input when ``input_scale`` != 1)."""
+        if self.teacher_input_scale != 1.0:
+            return RescaledTeacher(teacher_net, self.teacher_input_scale)
+        return teacher_net
+
+    @contextmanager
+    def inspection_teacher(self) -> Iterator[nn.Module]:
+        """The teacher for looking inside (segkd.callbacks): the live one, or, when the cache let it go,
+        the same checkpoint loaded again on this device for the duration, then let go again."""
+        if self.teacher is not None:
+            yield self.teacher
+            return
+        teacher = self._as_seen(self._load_teacher().net).to(self.device).eval()
+        try:
+            yield teacher
+        finally:
+            del teacher
+            return_freed_memory(self.device)
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
@@ -140,7 +166,7 @@ class DistillationSystem(SystemBase):
         batches = len(loader) if limit is None else int(limit) if isinstance(limit, int) else int(len(loader) * limit)
         for _, batch in zip(range(max(1, batches)), loader):
             scores.update(self.teacher(batch["image"].to(device)), batch["mask"].to(device))
-        return scores.compute_and_reset()
+        return scores.compute_and_reset(details=True)  # + calibration bins and per-class errors
 
     def _attach_teacher_cache(self) -> None:
         """Open (or, on rank 0, build) the cache and let the train set add each sample's teacher logits."""

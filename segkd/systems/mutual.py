@@ -48,6 +48,8 @@ class MutualLearningSystem(SystemBase):
     ``val/<name>/`` and are saved as ``peers.<name>.*``.
     """
 
+    job_type = "mutual"
+
     def __init__(
         self,
         net: dict[str, Any],
