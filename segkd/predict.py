@@ -35,6 +35,7 @@ from segkd.inference import SegmentationPredictor, colorize, overlay
 from segkd.inference.drawing import check_alpha
 from segkd.inference.checkpoint import network_from
 from segkd.inference.data import normalize, to_input
+from segkd.inference.devices import resolve_device
 from segkd.inference.sources import Input, InputError, UnreadableInput, find_inputs, video_frames
 from segkd.inference.writers import write_image
 
@@ -53,7 +54,7 @@ def predict(cfg: DictConfig) -> dict:
     if not cfg.get("input"):
         raise InputError("no input given; set input=DIR (searched recursively), input='frames/*.png' or input=FILE")
     inputs = find_inputs(str(cfg.input))
-    device = _device(str(cfg.device))
+    device = resolve_device(str(cfg.device))
     predictor = SegmentationPredictor(net, mode=cfg.mode, window=to_plain(cfg.window), stride=to_plain(cfg.stride),
                                       flip=cfg.tta.flip, scales=to_plain(cfg.tta.scales)).to(device).eval()
     run = _Run(predictor, device, Path(cfg.output_dir), cfg.overlay_alpha)
@@ -90,20 +91,6 @@ def predict(cfg: DictConfig) -> dict:
         + f"\nmasks and overlays in {run.output_dir}", highlight=False, markup=False,
     )
     return summary
-
-
-def _device(name: str) -> torch.device:
-    """``auto`` (a GPU when there is one), or a device this machine has; anything else is one clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device={name} is not a device; use device=auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise ValueError(f"device={name}: this machine has no such GPU ({torch.cuda.device_count()} visible); "
-                         "use device=auto or device=cpu")
-    return device
 
 
 class _Run:

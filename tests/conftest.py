@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from omegaconf import DictConfig
 
 from segkd.config import CONF_DIR, compose_train_config
@@ -117,3 +118,15 @@ def student_run(tmp_path_factory, cache_dir) -> dict:
 
     out = tmp_path_factory.mktemp("student") / "run"
     return train(compose_train([*FAST, "trainer.limit_train_batches=2"], out, cache_dir))
+
+
+def with_classes(ckpt_path: str, classes: int, out: Path) -> Path:
+    """A copy of a checkpoint whose network predicts ``classes`` classes (the head cut or padded to fit)."""
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt["hyper_parameters"]["net"]["classes"] = classes
+    for key in ("net.segmentation_head.0.weight", "net.segmentation_head.0.bias"):
+        head = ckpt["state_dict"][key]
+        extra = head[:1].repeat_interleave(max(classes - len(head), 0), dim=0)
+        ckpt["state_dict"][key] = torch.cat([head, extra])[:classes]
+    torch.save(ckpt, out)
+    return out

@@ -22,7 +22,7 @@ from segkd.evaluate import evaluate
 from segkd.inference import SegmentationPredictor
 from segkd.models import build_net
 
-from conftest import FAST, ROOT, random_image, write_bdd_tree, write_png
+from conftest import FAST, ROOT, random_image, with_classes, write_bdd_tree, write_png
 
 #: The tiny SynthStreets of the shared fixtures (5 val images: odd, for DDP) ...
 TINY = [o for o in FAST if o.startswith("dataset.prepare.")]
@@ -210,18 +210,6 @@ def test_a_missing_dataset_root_is_one_line_naming_it(tmp_path, cache_dir, stude
                    "dataset.root=/nonexistent/cityscapes")
     err = one_line_error(capsys, monkeypatch, cfg)
     assert "/nonexistent/cityscapes does not exist" in err and "dataset.root" in err
-
-
-def with_classes(ckpt_path: str, classes: int, out: Path) -> Path:
-    """A copy of a checkpoint whose network predicts ``classes`` classes (the head cut or padded to fit)."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    ckpt["hyper_parameters"]["net"]["classes"] = classes
-    for key in ("net.segmentation_head.0.weight", "net.segmentation_head.0.bias"):
-        head = ckpt["state_dict"][key]
-        extra = head[:1].repeat_interleave(max(classes - len(head), 0), dim=0)
-        ckpt["state_dict"][key] = torch.cat([head, extra])[:classes]
-    torch.save(ckpt, out)
-    return out
 
 
 def test_a_checkpoint_for_another_number_of_classes_is_one_line(tmp_path, cache_dir, student_run, capsys, monkeypatch):

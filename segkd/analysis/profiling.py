@@ -1,0 +1,172 @@
+"""How fast a network answers, measured the way a real-time system would see it.
+
+Latency is wall time per forward pass on a fixed input, after warm-up, with the device synchronised
+around each call (on CUDA, kernels are asynchronous: without a sync the clock stops before the work
+does). Timings of several networks and backends are interleaved round by round, so drift on a shared
+machine hits all of them alike; medians and 90th percentiles over all rounds are reported.
+
+Backends: ``eager`` (the module as trained), ``channels_last`` (NHWC memory layout, which CPU and
+tensor-core kernels often prefer), ``compile`` (torch.compile; its one-off compile time is reported
+apart) and ``onnxruntime`` (the export of segkd.analysis.onnx_export, CPU; its parity is checked).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from segkd.analysis.onnx_export import INPUT, OUTPUT, check_parity, export_onnx, onnx_session, parity
+
+BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
+
+
+def complexity_at(net_factory: Callable[[], nn.Module], size: Sequence[int]) -> dict:
+    """Params, GMACs and GFLOPs (torch's counter: 2 FLOPs per multiply-add) of one 1x3xHxW pass,
+    counted on the meta device: shapes only, so a 1024x2048 count of a large teacher costs nothing."""
+    with torch.device("meta"):
+        net = net_factory().eval()
+        with FlopCounterMode(display=False) as counter:
+            net(torch.zeros(1, 3, *size))
+    flops = counter.get_total_flops()
+    return {"params": sum(p.numel() for p in net.parameters()), "gmacs": flops / 2e9, "gflops": flops / 1e9}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Runner:
+    """One network under one backend, ready to be timed on inputs of one shape."""
+
+    model: str
+    backend: str
+    call: Callable[[torch.Tensor], object]
+    prepare: Callable[[torch.Tensor], object]
+    setup_s: float = 0.0  # compile or export time, paid once
+    parity: Optional[float] = None
+    times: list[float] = field(default_factory=list)
+
+
+def make_runner(model: str, net: nn.Module, backend: str, example: torch.Tensor, tolerance: float,
+                workdir: Path) -> Runner:
+    """``net`` (eval mode, on the example's device) wrapped for ``backend``; raises when the backend
+    cannot run here (the caller reports why and goes on with the others)."""
+    start = time.perf_counter()
+    if backend == "eager":
+        return Runner(model, backend, net, lambda x: x)
+    if backend == "channels_last":
+        converted = copy.deepcopy(net).to(memory_format=torch.channels_last)  # .to() converts in place
+        return Runner(model, backend, converted, lambda x: x.contiguous(memory_format=torch.channels_last))
+    if backend == "compile":
+        compiled = torch.compile(net)
+        with torch.no_grad():
+            compiled(example)  # compiles for this shape
+        synchronize(example.device)
+        return Runner(model, backend, compiled, lambda x: x, setup_s=time.perf_counter() - start)
+    if backend == "onnxruntime":
+        if example.device.type != "cpu":
+            raise RuntimeError("segkd profiles ONNX Runtime on the CPU only")
+        path = export_onnx(net, workdir / f"{model}.onnx", tuple(example.shape[-2:]))
+        session = onnx_session(path)
+        diff = parity(net, session, example)
+        check_parity(diff, tolerance, f"{model} at {tuple(example.shape)}")
+        return Runner(model, backend, lambda x: session.run([OUTPUT], {INPUT: x}), lambda x: x.numpy(),
+                      setup_s=time.perf_counter() - start, parity=diff)
+    raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+
+
+def time_runners(runners: Sequence[Runner], example: torch.Tensor, warmup: int, repeats: int, rounds: int) -> None:
+    """Fill each runner's ``times`` (seconds per call), interleaving runners round by round."""
+    inputs = {id(r): r.prepare(example) for r in runners}
+    with torch.no_grad():
+        for runner in runners:
+            for _ in range(warmup):
+                runner.call(inputs[id(runner)])
+            synchronize(example.device)
+        for _ in range(rounds):
+            for runner in runners:
+                x = inputs[id(runner)]
+                for _ in range(repeats):
+                    synchronize(example.device)
+                    start = time.perf_counter()
+                    runner.call(x)
+                    synchronize(example.device)
+                    runner.times.append(time.perf_counter() - start)
+
+
+def latency_row(runner: Runner, batch: int, size: Sequence[int]) -> dict:
+    median = statistics.median(runner.times)
+    return {
+        "model": runner.model, "backend": runner.backend, "height": int(size[0]), "width": int(size[1]),
+        "batch": batch, "median_ms": 1e3 * median, "p90_ms": 1e3 * float(np.percentile(runner.times, 90)),
+        "images_per_s": batch / median, "calls": len(runner.times), "setup_s": runner.setup_s,
+        "onnx_max_abs_diff": runner.parity,
+    }
+
+
+@contextmanager
+def module_ranges(net: nn.Module, depth: int) -> Iterator[list[str]]:
+    """torch.profiler ranges named after each module at ``depth`` dots of its path (``encoder.layer1``,
+    ``decoder.blocks.0``, ``segmentation_head``...), opened and closed by forward hooks: the profiler
+    itself labels operators, not the layers a reader thinks in."""
+    names, handles = [], []
+    for name, module in net.named_modules():
+        if name and (name.count(".") == depth or (name.count(".") < depth and not any(module.children()))):
+            names.append(name)
+            state: dict = {}
+
+            def pre(mod, args, _name=name, _state=state):
+                _state["range"] = torch.autograd.profiler.record_function(f"layer::{_name}")
+                _state["range"].__enter__()
+
+            def post(mod, args, output, _state=state):
+                _state.pop("range").__exit__(None, None, None)
+
+            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+    try:
+        yield names
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def layer_table(net: nn.Module, example: torch.Tensor, depth: int = 1, warmup: int = 2) -> list[dict]:
+    """Per-layer time of one forward pass from torch.profiler: each layer's total (its operators
+    included) and its share of the pass, slowest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if example.device.type == "cuda" else [])
+    with torch.no_grad():
+        for _ in range(warmup):
+            net(example)
+        with module_ranges(net, depth), profile(activities=activities) as prof:
+            start = time.perf_counter()
+            net(example)
+            synchronize(example.device)
+            total_us = (time.perf_counter() - start) * 1e6
+    rows = []
+    for event in prof.key_averages():
+        if event.key.startswith("layer::"):
+            device_us = getattr(event, "device_time_total", 0.0) or 0.0
+            elapsed = max(event.cpu_time_total, device_us)
+            rows.append({"layer": event.key[len("layer::"):], "calls": event.count, "time_ms": elapsed / 1e3,
+                         "share": elapsed / total_us if total_us > 0 else None})
+    return sorted(rows, key=lambda r: -r["time_ms"])
+
+
+def workdir() -> tempfile.TemporaryDirectory:
+    """Where ONNX files made only for timing go (and are deleted afterwards)."""
+    return tempfile.TemporaryDirectory(prefix="segkd-profile-")
