@@ -9,7 +9,9 @@ layer images every epoch (3 layers, 4 images), and both. Rounds interleave the s
 noisy machine hits all alike. An epoch is timed from one epoch's start to the next (training,
 validation and every callback and logger call in it); epoch 0 pays start-up costs and is left out.
 Printed: median epoch seconds per setup, its ratio to the baseline, and the run's one-off extra
-seconds outside the epochs (W&B's start and finish).
+seconds outside the epochs (W&B's start and finish). Differences of a few percent between setups
+are within this machine's epoch-to-epoch noise, so the layer-image callback is also timed from
+inside (its drawing, median over its calls after the first), as a share of a baseline epoch.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ SETUPS = {
     "+ layer images": ["logger=csv", "callbacks=layer_images"],
     "+ wandb + layer images": ["logger=csv_wandb", "callbacks=layer_images"],
 }
-#: Epoch start times of the run in progress (the clock is built by Hydra from the config, so it
-#: reports here rather than through the trainer).
+#: Epoch start times of the run in progress, and the layer-image callback's own drawing times (the
+#: clock is built by Hydra from the config, so it reports here rather than through the trainer).
 EPOCH_STARTS: list[float] = []
+DRAW_SECONDS: list[float] = []
 
 
 class EpochClock(Callback):
@@ -47,6 +50,11 @@ class EpochClock(Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         EPOCH_STARTS.append(time.perf_counter())
+        from segkd.callbacks import LayerImages
+
+        for callback in trainer.callbacks:
+            if isinstance(callback, LayerImages):
+                DRAW_SECONDS.extend(callback.draw_seconds[1:])  # the first one also reads the val images
 
 
 def run(setup: list[str], extra: list[str], epochs: int, out: Path) -> tuple[list[float], float]:
@@ -85,6 +93,10 @@ def main(argv=None) -> int:
         med = statistics.median(epochs[name])
         print(f"{name:24s} {med:17.2f} {med / base:7.3f} {statistics.median(outside[name]) - base_outside:16.1f}")
     print(f"({len(epochs['csv only'])} epochs per setup over {args.rounds} rounds; torch threads {__import__('torch').get_num_threads()})")
+    if DRAW_SECONDS:
+        draw = statistics.median(DRAW_SECONDS)
+        print(f"layer images, timed inside the callback: {draw:.2f} s per drawing (median of {len(DRAW_SECONDS)}), "
+              f"{draw / base:.3f} of a baseline epoch: the callback's cost when it draws every epoch")
     return 0
 
 

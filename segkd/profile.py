@@ -62,16 +62,16 @@ def networks(cfg: DictConfig) -> dict[str, tuple[Callable[[], nn.Module], dict]]
 
 
 def ratios(rows: list[dict], reference: Optional[str]) -> list[dict]:
-    """Per resolution and batch: each model's eager latency / the reference model's, and each model's
-    ONNX Runtime (and other backends') latency / its own eager latency."""
+    """Per resolution and batch: each model's latency / the reference model's under the same backend,
+    and / its own eager latency (what the backend buys)."""
     out = []
     by_key = {(r["model"], r["backend"], r["height"], r["width"], r["batch"]): r for r in rows}
     for r in rows:
         eager = by_key.get((r["model"], "eager", r["height"], r["width"], r["batch"]))
-        ref = by_key.get((reference, "eager", r["height"], r["width"], r["batch"])) if reference else None
+        ref = by_key.get((reference, r["backend"], r["height"], r["width"], r["batch"])) if reference else None
         out.append({**{k: r[k] for k in ("model", "backend", "height", "width", "batch")},
                     "vs_own_eager": r["median_ms"] / eager["median_ms"] if eager else None,
-                    "vs_reference_eager": r["median_ms"] / ref["median_ms"] if ref and r["backend"] == "eager" else None})
+                    "vs_reference": r["median_ms"] / ref["median_ms"] if ref else None})
     return out
 
 
@@ -176,13 +176,13 @@ def markdown(report: dict) -> str:
     ratio = {(r["model"], r["backend"], r["height"], r["width"], r["batch"]): r for r in report["ratios"]}
     ref = report["reference_model"]
     lines += ["", "## Latency (median and p90 per forward pass, after warm-up)", "",
-              f"| model | backend | input | median ms | p90 ms | images/s | vs own eager | vs {ref or 'reference'} (eager) | setup s | ONNX max abs diff |",
+              f"| model | backend | input | median ms | p90 ms | images/s | vs own eager | vs {ref or 'reference'} (same backend) | setup s | ONNX max abs diff |",
               "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["latency"]:
         q = ratio[(r["model"], r["backend"], r["height"], r["width"], r["batch"])]
         lines.append(f"| {r['model']} | {r['backend']} | {r['batch']}x{r['height']}x{r['width']} | {r['median_ms']:.1f} | "
                      f"{r['p90_ms']:.1f} | {r['images_per_s']:.2f} | {_num(q['vs_own_eager'], '.3f')} | "
-                     f"{_num(q['vs_reference_eager'], '.3f')} | {r['setup_s']:.1f} | {_num(r['onnx_max_abs_diff'], '.1e')} |")
+                     f"{_num(q['vs_reference'], '.3f')} | {r['setup_s']:.1f} | {_num(r['onnx_max_abs_diff'], '.1e')} |")
     if report["unavailable"]:
         lines += ["", "Not run here:", ""] + [f"- {u['model']} under {u['backend']}: {u['reason']}" for u in report["unavailable"]]
     for name, rows in report["layers"].items():
@@ -211,6 +211,13 @@ def plot(report: dict, path: Path) -> None:
 
 
 def print_report(report: dict, console: Console) -> None:
+    presets = Table(title="params and compute (GFLOPs = 2 x GMACs)")
+    size_keys = [k for k in report["presets"][0] if k.startswith("gmacs@")]
+    for column in ("model", "encoder", "params M", *(f"GMACs {k[6:]}" for k in size_keys)):
+        presets.add_column(column, justify="left" if column in ("model", "encoder") else "right")
+    for p in report["presets"]:
+        presets.add_row(p["model"], str(p["encoder"]), f"{p['params'] / 1e6:.2f}", *(f"{p[k]:.2f}" for k in size_keys))
+    console.print(presets)
     table = Table(title=f"latency on {report['device']} ({report['threads']} threads)")
     for column in ("model", "backend", "input", "median ms", "p90 ms", "images/s", f"vs {report['reference_model'] or 'reference'}"):
         table.add_column(column, justify="left" if column in ("model", "backend", "input") else "right")
@@ -218,7 +225,7 @@ def print_report(report: dict, console: Console) -> None:
     for r in report["latency"]:
         q = ratio[(r["model"], r["backend"], r["height"], r["width"], r["batch"])]
         table.add_row(r["model"], r["backend"], f"{r['batch']}x{r['height']}x{r['width']}", f"{r['median_ms']:.1f}",
-                      f"{r['p90_ms']:.1f}", f"{r['images_per_s']:.2f}", _num(q["vs_reference_eager"], ".3f"))
+                      f"{r['p90_ms']:.1f}", f"{r['images_per_s']:.2f}", _num(q["vs_reference"], ".3f"))
     console.print(table)
     for u in report["unavailable"]:
         console.print(f"[yellow]{u['model']} under {u['backend']} not run: {u['reason']}")

@@ -98,7 +98,9 @@ def test_profile_reports_presets_and_a_checkpoint_and_adds_to_its_run(student_ru
         (m, b) for m in models for b in ("eager", "channels_last", "onnxruntime")}
     assert all(r["calls"] == 2 and r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"] for r in report["latency"])
     ratios = {(r["model"], r["backend"]): r for r in report["ratios"]}
-    assert ratios[("student_mnv2", "eager")]["vs_reference_eager"] == pytest.approx(1.0)
+    assert ratios[("student_mnv2", "eager")]["vs_reference"] == pytest.approx(1.0)
+    assert ratios[("student_mnv2", "onnxruntime")]["vs_reference"] == pytest.approx(1.0)
+    assert ratios[("student_mnv2", "eager")]["vs_own_eager"] == pytest.approx(1.0)
     assert ratios[("student_run:net", "onnxruntime")]["vs_own_eager"] > 0
     onnx_rows = [r for r in report["latency"] if r["backend"] == "onnxruntime"]
     assert all(r["onnx_max_abs_diff"] <= 1e-3 for r in onnx_rows)
@@ -110,6 +112,28 @@ def test_profile_reports_presets_and_a_checkpoint_and_adds_to_its_run(student_ru
     summary = json.loads((run / "summary.json").read_text())
     assert [r["model"] for r in summary["profile"]["latency"]] == ["student_run:net"] * 3
     assert set(report["layers"]) == set(models)
+
+
+class Looped(nn.Module):
+    """A ModuleList run in a loop, as smp's decoder runs its blocks: the list itself is never called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Conv2d(3, 8, 3, padding=1)
+        self.blocks = nn.ModuleList([nn.Conv2d(8, 8, 3, padding=1) for _ in range(3)])
+        self.head = nn.Sequential(nn.Conv2d(8, 2, 1), nn.Identity())
+
+    def forward(self, x):
+        x = self.encoder(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def test_layer_table_looks_through_containers_that_never_run():
+    rows = layer_table(Looped(), torch.randn(1, 3, 16, 16), depth=1)
+    assert {r["layer"] for r in rows} == {"encoder", "blocks.0", "blocks.1", "blocks.2", "head.0", "head.1"}
+    assert sum(r["share"] for r in rows) <= 1.0 + 1e-6
 
 
 def test_layer_table_times_each_top_level_layer():

@@ -117,27 +117,57 @@ def latency_row(runner: Runner, batch: int, size: Sequence[int]) -> dict:
     }
 
 
-@contextmanager
-def module_ranges(net: nn.Module, depth: int) -> Iterator[list[str]]:
-    """torch.profiler ranges named after each module at ``depth`` dots of its path (``encoder.layer1``,
-    ``decoder.blocks.0``, ``segmentation_head``...), opened and closed by forward hooks: the profiler
-    itself labels operators, not the layers a reader thinks in."""
-    names, handles = [], []
+def modules_that_run(net: nn.Module, example: torch.Tensor) -> set[str]:
+    """Paths of the modules a forward pass calls (containers such as ModuleList never are)."""
+    ran, handles = set(), []
     for name, module in net.named_modules():
-        if name and (name.count(".") == depth or (name.count(".") < depth and not any(module.children()))):
-            names.append(name)
-            state: dict = {}
-
-            def pre(mod, args, _name=name, _state=state):
-                _state["range"] = torch.autograd.profiler.record_function(f"layer::{_name}")
-                _state["range"].__enter__()
-
-            def post(mod, args, output, _state=state):
-                _state.pop("range").__exit__(None, None, None)
-
-            handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+        handles.append(module.register_forward_pre_hook(lambda mod, args, _name=name: ran.add(_name)))
     try:
-        yield names
+        with torch.no_grad():
+            net(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return ran
+
+
+def layers_at(net: nn.Module, ran: set[str], depth: int) -> list[str]:
+    """The modules a reader calls layers: from the top, every module that runs at ``depth`` dots of its
+    path (``encoder.layer1``, ``decoder.blocks.0``), or shallower when nothing below it runs; modules
+    that never run themselves (a ModuleList, a Sequential a forward slices) are looked through."""
+    layers = []
+
+    def visit(prefix: str, module: nn.Module) -> None:
+        for child_name, child in module.named_children():
+            path = f"{prefix}.{child_name}" if prefix else child_name
+            runs_below = any(r.startswith(path + ".") for r in ran)
+            if path in ran and (path.count(".") >= depth or not runs_below):
+                layers.append(path)
+            elif runs_below:
+                visit(path, child)
+
+    visit("", net)
+    return layers
+
+
+@contextmanager
+def module_ranges(net: nn.Module, names: Sequence[str]) -> Iterator[None]:
+    """torch.profiler ranges named after modules (``layer::<path>``), opened and closed by forward
+    hooks: the profiler itself labels operators, not the layers a reader thinks in."""
+    modules, handles = dict(net.named_modules()), []
+    for name in names:
+        state: dict = {}
+
+        def pre(mod, args, _name=name, _state=state):
+            _state["range"] = torch.autograd.profiler.record_function(f"layer::{_name}")
+            _state["range"].__enter__()
+
+        def post(mod, args, output, _state=state):
+            _state.pop("range").__exit__(None, None, None)
+
+        handles += [modules[name].register_forward_pre_hook(pre), modules[name].register_forward_hook(post)]
+    try:
+        yield
     finally:
         for handle in handles:
             handle.remove()
@@ -152,7 +182,8 @@ def layer_table(net: nn.Module, example: torch.Tensor, depth: int = 1, warmup: i
     with torch.no_grad():
         for _ in range(warmup):
             net(example)
-        with module_ranges(net, depth), profile(activities=activities) as prof:
+        names = layers_at(net, modules_that_run(net, example), depth)
+        with module_ranges(net, names), profile(activities=activities) as prof:
             start = time.perf_counter()
             net(example)
             synchronize(example.device)

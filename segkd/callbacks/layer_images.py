@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -47,6 +48,8 @@ class LayerImages(Callback):
         self.overlay_alpha = overlay_alpha
         self._batch = None
         self.written: list[Path] = []
+        #: Seconds each drawing took (networks, pictures, files, loggers): what the callback costs.
+        self.draw_seconds: list[float] = []
 
     def _due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch + 1
@@ -55,7 +58,9 @@ class LayerImages(Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or not self._due(trainer):
             return
+        start = time.perf_counter()
         self.written += self.draw(trainer, pl_module, self.dirpath / f"epoch{trainer.current_epoch:03d}")
+        self.draw_seconds.append(time.perf_counter() - start)
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, directory: Path) -> list[Path]:
         if self._batch is None:
