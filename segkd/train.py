@@ -19,6 +19,7 @@ from segkd.config import build, to_plain
 from segkd.models import measure_complexity
 from segkd.models.checkpoint import check_resumable
 from segkd.processes import RESOLVED_CONFIG, ddp_job_scope
+from segkd.provenance import provenance
 from segkd.summary import print_summary, recipe_config, write_summary
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,8 @@ def train(cfg: DictConfig) -> dict:
         "best_checkpoint": _existing(best_ckpt.best_model_path) if best_ckpt is not None else None,
         "last_checkpoint": _existing(last_ckpt.best_model_path) if last_ckpt is not None else None,
         "output_dir": str(output_dir),
+        "provenance": provenance(cfg.get("seed"), trainer.world_size, int(datamodule.batch_size),
+                                 int(trainer.accumulate_grad_batches), trainer.precision),
     }
     if trainer.is_global_zero:
         path = write_summary(summary, output_dir)

@@ -163,7 +163,11 @@ class Distiller(nn.Module):
             args = {arg: self._tensor(src, logits, target) for arg, src in self.inputs[name].items()}
             if name in self.connectors:
                 args["student"] = self.connectors[name](args["student"], args["teacher"].shape[-2:])
-            values[name] = loss(**args)
+            # In full precision even under bf16/fp16 autocast: a tempered softmax over 19 classes, or a
+            # KL between nearly equal distributions, keeps few of its digits in 8 mantissa bits.
+            args = {k: v.float() if torch.is_floating_point(v) else v for k, v in args.items()}
+            with torch.autocast(device_type=next(iter(args.values())).device.type, enabled=False):
+                values[name] = loss(**args)
         return values
 
     def weighted(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -134,7 +134,9 @@ def load_net(path: str | Path, name: str = MAIN_NET, hint: str = "",
     if name not in specs:
         raise CheckpointError(f"checkpoint {path} has no network '{name}'; it holds {list(specs)} "
                               "(mutual-learning runs name their peers)")
-    net = build_net(specs[name])
+    # The checkpoint holds every weight: pretrained encoder weights (a download, or a file on the
+    # training machine) are not fetched again to be overwritten.
+    net = build_net({**specs[name], "encoder_weights": None} if "encoder_weights" in specs[name] else specs[name])
     prefix = state_prefix(name)
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     try:
