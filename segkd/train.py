@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def _instantiate_all(group: Any, fill: Optional[dict] = None) -> list:
 def run_identity(cfg: DictConfig, system: Any) -> dict[str, str]:
     """How loggers name a run so that a dashboard compares recipes: ``recipe`` as segkd.compare names
     it, ``name`` the recipe and the seed; ``group`` the sweep of a multirun, else the experiment;
-    ``job_type`` the system (teacher, student, offline_kd, mutual)."""
+    ``job_type`` the system (teacher, student, offline_kd, mutual); ``id`` one per run dir."""
     from hydra.types import RunMode
 
     from segkd.compare import recipe_fields, recipe_name
@@ -56,7 +57,10 @@ def run_identity(cfg: DictConfig, system: Any) -> dict[str, str]:
         group = f"{group} sweep {Path(HydraConfig.get().sweep.dir).name}"
     job_type = system.job_type or ("teacher" if "teacher" in tags else "student")
     recipe = recipe_name(fields)
-    return {"recipe": recipe, "name": f"{recipe} seed{cfg.get('seed')}", "group": group, "job_type": job_type}
+    # One id per run dir: a job resumed in its dir (ckpt_path=..., or requeued) continues its W&B run.
+    run_id = hashlib.sha1(str(Path(cfg.paths.output_dir).resolve()).encode()).hexdigest()[:16]
+    return {"recipe": recipe, "name": f"{recipe} seed{cfg.get('seed')}", "group": group, "job_type": job_type,
+            "id": run_id}
 
 
 def headline(summary: dict) -> dict[str, Any]:

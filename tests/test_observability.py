@@ -117,6 +117,7 @@ def test_offline_wandb_run_holds_identity_config_and_val_scores(make_cfg, monkey
     (run_dir,) = (Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*")
     run = read_run(run_dir)
     assert run["project"] == "segkd" and run["group"] == "student" and run["job_type"] == "student"
+    assert run["run_id"] == run_identity(cfg, type("S", (), {"job_type": None})())["id"]  # resumes continue it
     # Named as segkd.compare names the recipe (every override but the seed), then the seed.
     recipe = run["config"]["recipe"]
     assert recipe.startswith("student/student_mnv2 dataset.batch_size=4") and "seed" not in recipe
@@ -142,6 +143,7 @@ def test_a_multirun_groups_its_runs_by_sweep(tmp_path):
         job_type = "offline_kd"
 
     identity = run_identity(cfg, KD())
+    assert identity.pop("id") != run_identity(compose_train_config(overrides, tmp_path / "1"), KD())["id"]
     assert identity == {"recipe": "offline_kd/student_mnv2/cwd", "name": "offline_kd/student_mnv2/cwd seed3",
                         "group": "offline_kd sweep cwd_sweep", "job_type": "offline_kd"}
 

@@ -62,6 +62,6 @@ def read_run(run_dir: Path) -> dict:
         elif kind == "stats":
             stats += 1
     assert run is not None, f"{log} holds no run record"
-    return {"project": run.project, "group": run.run_group, "job_type": run.job_type, "name": run.display_name,
+    return {"project": run.project, "run_id": run.run_id, "group": run.run_group, "job_type": run.job_type, "name": run.display_name,
             "tags": list(run.tags), "config": config, "history": history, "summary": summary,
             "artifacts": artifacts, "stats_records": stats}
