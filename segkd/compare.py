@@ -33,9 +33,11 @@ from typing import Any, Optional, Sequence
 log = logging.getLogger("segkd.compare")
 
 #: Overrides that do not change what is learned, or that are recipe fields of their own.
-NOT_RECIPE = {"seed", "ckpt_path", "experiment", "model", "distill_paradigm", "loss_schedule", "logger", "callbacks"}
-NOT_RECIPE_PREFIXES = ("hydra.", "paths.", "logger.", "callbacks.", "trainer.enable_", "trainer.log_every",
-                       "dataset.num_workers")
+NOT_RECIPE = {"seed", "ckpt_path", "auto_resume", "experiment", "model", "distill_paradigm", "loss_schedule",
+              "logger", "callbacks"}
+# How a run was launched, logged or split over devices (the global batch is the recipe's) is not a recipe.
+NOT_RECIPE_PREFIXES = ("hydra.", "hydra/", "paths.", "logger.", "callbacks.", "trainer.enable_", "trainer.log_every",
+                       "dataset.num_workers", "dataset.device_batch_size")
 #: Overrides only a distillation run can have; everything else (model, data, budget, supervised loss)
 #: must be the same in a recipe and its baseline.
 DISTILL_ONLY_PREFIXES = ("distill_paradigm.", "loss_schedule.", "system.teacher", "system.distill", "system.schedule",

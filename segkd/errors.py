@@ -26,13 +26,21 @@ def debugging() -> bool:
 
 
 def _raised_in_segkd(err: BaseException) -> bool:
-    """Whether the innermost frame of the error's traceback is segkd code."""
+    """Whether the innermost frame of the error's traceback is segkd code, or the error is of one of
+    segkd's own error types (a user's dataset class or loss raising ``DatasetError`` speaks for segkd too)."""
+    if _is_segkd_type(err):
+        return True
     tb = err.__traceback__
     if tb is None:
         return False
     while tb.tb_next is not None:
         tb = tb.tb_next
     return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(_PACKAGE_DIR)
+
+
+def _is_segkd_type(err: BaseException) -> bool:
+    module = type(err).__module__ or ""
+    return module == "segkd" or module.startswith("segkd.")
 
 
 def users_error(err: BaseException) -> Optional[BaseException]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,7 +17,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from segkd.callbacks import EpochTimer, GradientBalance
+from segkd.callbacks.preemption import last_checkpoint_path
+from segkd.cluster import cluster_plugins
 from segkd.config import build, to_plain
+from segkd.data.sampling import plan_batches
 from segkd.models import measure_complexity
 from segkd.models.checkpoint import check_resumable
 from segkd.processes import RESOLVED_CONFIG, ddp_job_scope
@@ -88,15 +92,52 @@ def _hydra_overrides() -> list[str]:
 
 def _trainer_kwargs(cfg: DictConfig) -> dict:
     kwargs = to_plain(cfg.trainer)
+    if kwargs.get("accumulate_grad_batches", 1) != 1:
+        raise ValueError(
+            f"trainer.accumulate_grad_batches={kwargs['accumulate_grad_batches']} is not set by hand in segkd: "
+            "dataset.batch_size is the global batch and accumulation follows from it; set dataset.device_batch_size "
+            "to the most images one device holds (and leave trainer.accumulate_grad_batches=1)"
+        )
     if kwargs.get("sync_batchnorm") and not torch.cuda.is_available():
-        log.warning("SyncBatchNorm trains on GPUs only; on CPU each DDP process keeps its own BatchNorm statistics")
+        if _processes(kwargs) > 1:
+            log.warning("SyncBatchNorm trains on GPUs only; on CPU each DDP process keeps its own BatchNorm statistics")
         kwargs["sync_batchnorm"] = False
+    kwargs["plugins"] = [*(kwargs.get("plugins") or []), *cluster_plugins()]
     return kwargs
+
+
+def _processes(trainer_kwargs: dict) -> int:
+    """Processes a trainer config asks for, where it says (devices "auto" or -1 count as more than one)."""
+    devices, nodes = trainer_kwargs.get("devices", 1), trainer_kwargs.get("num_nodes", 1) or 1
+    count = len(devices) if isinstance(devices, (list, tuple)) else devices
+    return count * nodes if isinstance(count, int) and count > 0 else 2
+
+
+def _auto_resume_path(cfg: DictConfig, callbacks: list) -> Optional[str]:
+    """The run dir's own last.ckpt when ``auto_resume`` is on and no ``ckpt_path`` was given.
+
+    A requeued cluster job is started again with its original arguments (no ``ckpt_path``), in its
+    own run dir: it must find its checkpoint by itself. So does a sweep started again into its
+    sweep dir, or a run started again with ``hydra.run.dir`` of an unfinished run.
+    """
+    if cfg.get("ckpt_path") or not cfg.get("auto_resume", True):
+        return cfg.get("ckpt_path")
+    last = last_checkpoint_path(callbacks)
+    if last is not None and last.is_file() and last.stat().st_size > 0:
+        log.info("resuming from %s (this run dir's last checkpoint; auto_resume=false starts over)", last)
+        return str(last)
+    return None
 
 
 def train(cfg: DictConfig) -> dict:
     """Train the system the config describes and return its summary (also written to summary.json)."""
     output_dir = Path(cfg.paths.output_dir)
+    finished = output_dir / "summary.json"
+    if cfg.get("auto_resume", True) and not cfg.get("ckpt_path") and finished.is_file():
+        # A sweep started again into its dir: finished jobs are not trained again, the rest resume.
+        log.info("%s holds a finished run: its summary is returned, nothing is trained (auto_resume=false retrains)",
+                 output_dir)
+        return json.loads(finished.read_text())
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -104,14 +145,18 @@ def train(cfg: DictConfig) -> dict:
     system = build(
         cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False
     )
-    check_resumable(cfg.get("ckpt_path"), system.hparams)  # a wrong resume file fails here, in one line
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    ckpt_path = _auto_resume_path(cfg, callbacks)
+    check_resumable(ckpt_path, system.hparams)  # a wrong resume file fails here, in one line
     identity = run_identity(cfg, system)
     loggers = _instantiate_all(cfg.get("logger"), fill=identity)
     trainer_kwargs = _trainer_kwargs(cfg)
     if not trainer_kwargs.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     trainer: L.Trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers or False)
+    # The global batch decides what one optimizer step sees; processes and accumulation only carry it out.
+    plan = plan_batches(datamodule.batch_size, trainer.world_size, datamodule.device_batch_size)
+    trainer.accumulate_grad_batches = plan.accumulate
 
     complexity = measure_complexity(system.net, datamodule.crop_size)
     for logger in trainer.loggers:
@@ -124,7 +169,7 @@ def train(cfg: DictConfig) -> dict:
     OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
     start = time.perf_counter()
     with ddp_job_scope(output_dir):
-        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
     wall_time = time.perf_counter() - start
 
     checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
@@ -153,8 +198,9 @@ def train(cfg: DictConfig) -> dict:
         "best_checkpoint": _existing(best_ckpt.best_model_path) if best_ckpt is not None else None,
         "last_checkpoint": _existing(last_ckpt.best_model_path) if last_ckpt is not None else None,
         "output_dir": str(output_dir),
-        "provenance": provenance(cfg.get("seed"), trainer.world_size, int(datamodule.batch_size),
-                                 int(trainer.accumulate_grad_batches), trainer.precision),
+        "resumed_from": ckpt_path,
+        "provenance": provenance(cfg.get("seed"), trainer.world_size, plan.per_device, plan.accumulate,
+                                 trainer.precision),
     }
     if trainer.is_global_zero:
         path = write_summary(summary, output_dir)

@@ -29,6 +29,7 @@ FAST = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "trainer.num_sanity_val_steps=0",
+    "auto_resume=false",  # tests train several fresh runs in one run dir; the auto-resume tests turn it on
 ]
 
 

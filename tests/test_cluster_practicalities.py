@@ -22,10 +22,12 @@ SMALL = {"_target_": "segkd.models.build_unet", "encoder_name": "resnet18", "enc
 
 
 def test_summary_records_where_the_result_came_from(make_cfg):
-    summary = train(make_cfg("trainer.limit_train_batches=2", "trainer.accumulate_grad_batches=2", "seed=5"))
+    summary = train(make_cfg("trainer.limit_train_batches=2", "dataset.batch_size=8", "dataset.device_batch_size=4",
+                             "seed=5"))
     record = summary["provenance"]
     assert record["seed"] == 5 and record["world_size"] == 1
-    assert record["batch_size_per_process"] == 4 and record["global_batch"] == 8  # 4 per step x 2 accumulated
+    assert record["batch_size_per_process"] == 4 and record["accumulate_grad_batches"] == 2
+    assert record["global_batch"] == 8  # 4 per micro-batch x 2 accumulated
     assert record["versions"]["torch"] == torch.__version__ and record["versions"]["lightning"]
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     assert record["git"]["commit"] == (head.stdout.strip() if head.returncode == 0 else None)

@@ -25,7 +25,7 @@ DEBUG = GROUPS["debug"]
 TRAINER_FROM_ELSEWHERE = {"callbacks", "logger"}
 #: Where conf/trainer/default.yaml deliberately differs from Lightning's default (each says why there).
 TRAINER_CHOICES = {"default_root_dir", "devices", "precision", "max_epochs", "num_sanity_val_steps", "deterministic",
-                   "log_every_n_steps", "enable_progress_bar", "enable_model_summary", "plugins"}
+                   "log_every_n_steps", "enable_progress_bar", "enable_model_summary", "plugins", "sync_batchnorm"}
 TRAINER_ARGS = {name: p.default for name, p in inspect.signature(Trainer.__init__).parameters.items() if name != "self"}
 
 

@@ -64,11 +64,11 @@ def test_too_few_train_images_for_one_batch_fails_the_run(make_cfg, tmp_path):
     assert not (tmp_path / "run" / "summary.json").exists(), "no summary with val: null"
 
 
-def test_one_batch_per_process_under_ddp(make_cfg):
-    datamodule = prepared(make_cfg())  # 16 images, batch_size 4
+def test_a_global_batch_that_does_not_split_over_the_processes_is_refused_before_training(make_cfg):
+    datamodule = prepared(make_cfg())  # 16 images, a global batch of 4
     datamodule.setup("fit")
     datamodule.trainer = SimpleNamespace(world_size=8, global_rank=0)
-    with pytest.raises(DatasetError, match=r"16 images \(2 per process over 8 processes\).*batch_size to 2 or less"):
+    with pytest.raises(DatasetError, match=r"dataset\.batch_size=4 is the global batch .* over 8 processes"):
         datamodule.setup("fit")
 
 

@@ -40,6 +40,21 @@ def test_an_error_raised_outside_segkd_keeps_its_traceback(monkeypatch):
         torch.zeros(2) + torch.zeros(3)  # a library's error: possibly a bug, so the traceback stays
 
 
+def test_segkd_error_types_raised_by_user_code_are_one_line_too(monkeypatch, capsys):
+    # A user's own dataset class (outside segkd/) raising segkd's DatasetError speaks to the user as segkd does.
+    from segkd.data.errors import DatasetError
+
+    monkeypatch.delenv("SEGKD_DEBUG", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    namespace: dict = {"DatasetError": DatasetError}
+    exec(compile("def load():\n    raise DatasetError('image x.png has no label file')", "/elsewhere/my_data.py",
+                 "exec"), namespace)
+    with pytest.raises(SystemExit) as exit_info, errors_in_one_line():
+        namespace["load"]()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.startswith("segkd: error: image x.png has no label file")
+
+
 def test_the_message_is_found_inside_nested_instantiation_errors():
     # Hydra wraps an error of an inner node in one InstantiationException per level.
     inner = {"_target_": "segkd.distill.losses.cwd.ChannelWiseKD", "tau": -1}

@@ -14,7 +14,7 @@ from segkd.data.class_stats import class_statistics
 from segkd.data.datasets import SegmentationFolder
 from segkd.data.errors import DatasetError
 from segkd.data.io import read_size
-from segkd.data.sampling import SeededSampler, resolve_seed
+from segkd.data.sampling import BatchPlan, SeededSampler, plan_batches, resolve_seed
 from segkd.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ class SegmentationDataModule(L.LightningDataModule):
     ``root`` is where the data lives. The config keeps it at the top of each dataset file, so that
     the same override (``dataset.root=/data/cityscapes``) works for every dataset, and interpolates
     it into ``dataset`` and ``prepare``; here it is only recorded.
+
+    ``batch_size`` is the global batch: the images of one optimizer step over all processes.
+    Each process takes its share of it (:meth:`batch_plan`), in micro-batches of at most
+    ``device_batch_size`` with gradient accumulation making up the rest; the learning rate is
+    stated for the global batch, so a recipe means the same on 1, 4 or 8 GPUs.
 
     Validation under DDP uses a sampler that does not pad the split by repeating samples: the
     confusion matrix summed over ranks then counts every image exactly once.
@@ -58,6 +63,7 @@ class SegmentationDataModule(L.LightningDataModule):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         batch_size: int = 8,
+        device_batch_size: Optional[int] = None,
         val_batch_size: int = 4,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -79,7 +85,11 @@ class SegmentationDataModule(L.LightningDataModule):
         self.jitter = jitter
         self.val_size = tuple(val_size) if val_size is not None else None
         self.mean, self.std = tuple(mean), tuple(std)
+        #: The global batch (all processes, all accumulation steps of one optimizer step).
         self.batch_size = _batch_size(batch_size, "dataset.batch_size")
+        self.device_batch_size = (
+            _batch_size(device_batch_size, "dataset.device_batch_size") if device_batch_size is not None else None
+        )
         self.val_batch_size = _batch_size(val_batch_size, "dataset.val_batch_size")
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -95,6 +105,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.teacher_scale_range = tuple(teacher_scale_range) if teacher_scale_range is not None else self.scale_range
         self.train_set: Optional[SegmentationFolder] = None
         self.val_set: Optional[SegmentationFolder] = None
+        self._resume_at: Optional[dict] = None  # (epoch, steps) of a mid-epoch checkpoint being resumed
 
     def prepare_data(self) -> None:
         if self.prepare is not None:
@@ -129,19 +140,21 @@ class SegmentationDataModule(L.LightningDataModule):
             )
 
     def _check_train_batches(self, dataset: SegmentationFolder) -> None:
-        """At least one full batch per process: the train loader drops the last incomplete batch (so
-        that every step sees ``batch_size`` samples), and with fewer samples than that a run would
-        take no step at all yet finish without an error."""
-        world_size = self._world()[0]
-        per_process = math.ceil(len(dataset) / world_size)  # the sampler pads ranks to equal length
-        if per_process >= self.batch_size:
+        """At least one global batch: incomplete batches are dropped (so that every step sees
+        ``batch_size`` samples), and with fewer samples than that a run would take no step at all yet
+        finish without an error. The plan is checked here too: the process count is known only now."""
+        self.batch_plan()
+        if len(dataset) >= self.batch_size:
             return
-        where = f" ({per_process} per process over {world_size} processes)" if world_size > 1 else ""
         raise DatasetError(
-            f"the {self.train_split} split has {len(dataset)} images{where}, fewer than one batch of "
+            f"the {self.train_split} split has {len(dataset)} images, fewer than one batch of "
             f"dataset.batch_size={self.batch_size}, and incomplete batches are dropped, so nothing would train; "
-            f"lower dataset.batch_size to {per_process} or less, or {self._more_train_images()}"
+            f"lower dataset.batch_size to {len(dataset)} or less, or {self._more_train_images()}"
         )
+
+    def batch_plan(self) -> BatchPlan:
+        """How the global batch splits over this run's processes (and accumulation steps)."""
+        return plan_batches(self.batch_size, self._world()[0], self.device_batch_size)
 
     def _more_train_images(self) -> str:
         """How to get more train images: SynthStreets makes as many as it is asked for, real data has what it has."""
@@ -187,15 +200,40 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         world_size, rank = self._world()
-        return DataLoader(
+        plan = self.batch_plan()
+        sampler = SeededSampler(self.train_set, self.seed, num_replicas=world_size, rank=rank,
+                                global_batch=plan.global_batch)
+        if self._resume_at is not None:
+            sampler.skip_steps(self._resume_at["epoch"], self._resume_at["steps"])
+        return ResumableLoader(
             self.train_set,
-            batch_size=self.batch_size,
-            sampler=SeededSampler(self.train_set, self.seed, num_replicas=world_size, rank=rank),
+            batch_size=plan.per_device,
+            sampler=sampler,
             drop_last=True,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            progress=self._steps_done,
         )
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: where in the training data the run is (see :class:`ResumableLoader`)."""
+        epoch, steps = self._steps_done()
+        return {"epoch": epoch, "steps": steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Lightning restores the datamodule before it first builds the train loader, but loads a loader's
+        # own state only when it builds it after the restore (not when the schedule's step estimate built
+        # it earlier): the datamodule is the reliable carrier.
+        self._resume_at = dict(state) if "steps" in state else None
+
+    def _steps_done(self) -> tuple[int, int]:
+        """(epoch, optimizer steps done in it): where a checkpoint written now resumes the data."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return trainer.current_epoch, batches // max(1, trainer.accumulate_grad_batches)
 
     def val_dataloader(self) -> DataLoader:
         sampler = None
@@ -211,6 +249,26 @@ class SegmentationDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
+
+
+class ResumableLoader(DataLoader):
+    """The train loader, resumable inside an epoch: how many optimizer steps of which epoch were done
+    travels in every checkpoint, so that a run resumed from a mid-epoch checkpoint (preemption,
+    time-based saves) continues with the next global batch instead of training on the epoch's first
+    batches twice. The datamodule carries it (its ``state_dict``); the loader declares itself
+    resumable to Lightning with the same state, and applying it twice skips the same steps.
+    """
+
+    def __init__(self, *args, progress: Callable[[], tuple[int, int]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._progress = progress
+
+    def state_dict(self) -> dict:
+        epoch, steps = self._progress()
+        return {"epoch": epoch, "steps": steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.skip_steps(state["epoch"], state["steps"])  # type: ignore[union-attr]
 
 
 def _batch_size(value: int, key: str) -> int:

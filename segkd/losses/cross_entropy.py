@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from segkd.distributed import kth_smallest_over_processes, mean_over_processes, sum_over_processes
 from segkd.losses.class_weights import WEIGHTING_SCHEMES
 from segkd.losses.softmax import entropy, tempered_log_softmax
 
@@ -21,6 +22,11 @@ class SegmentationCrossEntropy(nn.Module):
     OHEM (online hard example mining, as in PSPNet/BiSeNet): keep the pixels whose probability of the
     true class is below ``ohem_thresh``, and at least the ``ohem_min_kept`` hardest pixels of the batch,
     so easy road and sky pixels stop dominating the gradient.
+
+    In training, the normaliser (the valid pixels' weight) and OHEM's threshold are taken over the
+    whole global batch, all DDP processes together (segkd.distributed), so the loss does not depend
+    on how the batch is split over GPUs. Validation, where processes may run different numbers of
+    batches, stays per process.
 
     For teachers: ``label_smoothing`` and ``confidence_penalty`` (Pereyra et al., 2017: minus beta times
     the mean entropy of the softmax over valid pixels) keep outputs soft, so the non-argmax classes
@@ -72,10 +78,14 @@ class SegmentationCrossEntropy(nn.Module):
         if self.ohem_thresh is not None:
             valid = valid & self._hard_pixels(logits, target, valid)
         pixel_weight = valid.float() if weight is None else weight[target.clamp(max=self.num_classes - 1)] * valid
-        loss = (per_pixel * valid).sum() / pixel_weight.sum().clamp_min(1e-12)
+        normaliser = pixel_weight.sum()
+        if self.training:
+            normaliser = mean_over_processes(normaliser)
+        loss = (per_pixel * valid).sum() / normaliser.clamp_min(1e-12)
         if self.confidence_penalty:
             mask = (target != self.ignore_index).float()
-            mean_entropy = (entropy(tempered_log_softmax(logits)) * mask).sum() / mask.sum().clamp_min(1.0)
+            count = mean_over_processes(mask.sum()) if self.training else mask.sum()
+            mean_entropy = (entropy(tempered_log_softmax(logits)) * mask).sum() / count.clamp_min(1.0)
             loss = loss - self.confidence_penalty * mean_entropy
         return loss
 
@@ -83,10 +93,12 @@ class SegmentationCrossEntropy(nn.Module):
     def _hard_pixels(self, logits: Tensor, target: Tensor, valid: Tensor) -> Tensor:
         prob = logits.softmax(dim=1).gather(1, target.clamp(max=self.num_classes - 1).unsqueeze(1)).squeeze(1)
         prob = prob.masked_fill(~valid, 1.0)
-        num_valid = int(valid.sum())
+        num_valid = valid.sum()
+        if self.training:
+            num_valid = sum_over_processes(num_valid)
         threshold = self.ohem_thresh
-        if 0 < self.ohem_min_kept and num_valid > 0:
-            k = min(self.ohem_min_kept, num_valid)
-            kth = prob[valid].kthvalue(k).values
+        if 0 < self.ohem_min_kept and int(num_valid) > 0:
+            k = min(self.ohem_min_kept, int(num_valid))
+            kth = kth_smallest_over_processes(prob[valid], k) if self.training else prob[valid].kthvalue(k).values
             threshold = max(threshold, float(kth))
         return prob <= threshold

@@ -1,0 +1,79 @@
+"""experiments/architecture_tables.py (docs/ARCHITECTURE.md's tables): its per-stage rows, checked
+on a real CPU forward pass by other means than the script's own (segkd.models.measure_complexity,
+torch's per-module FLOP counts, segkd's FeatureRecorder, the paradigm YAMLs read directly)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import torch
+from omegaconf import OmegaConf
+from torch.utils.flop_counter import FlopCounterMode
+
+from segkd.config import CONF_DIR
+from segkd.distill.features import FeatureRecorder
+from segkd.models import build_net, measure_complexity
+
+SCRIPT = CONF_DIR.parent / "experiments" / "architecture_tables.py"
+MODEL, SIZE = "student_rt20", (64, 128)  # the timm encoder: stages found by the pass, not by module names
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("architecture_tables", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_rows_match_the_network(tmp_path):
+    script = load_script()
+    summary = script.main(["--out", str(tmp_path), "--models", MODEL, "--resolution", str(SIZE[0]), str(SIZE[1]),
+                           "--no-dataset-crop", "--no-knobs", "--no-figure"])
+    (report,) = summary["reports"]
+    rows, key = report["rows"], f"{SIZE[0]}x{SIZE[1]}"
+    assert json.loads((tmp_path / f"{MODEL}.json").read_text())["rows"] == rows
+    markdown = (tmp_path / f"{MODEL}.md").read_text()
+    assert all(f"`{r['ref']}`" in markdown for r in rows)
+
+    # The same network, for real, on the CPU.
+    net = build_net(report["spec"]).eval()
+    modules = dict(net.named_modules())
+    cost = measure_complexity(net, SIZE)  # what train.py writes into summary.json
+    assert sum(r["params"] for r in rows) == cost["params"] == report["totals"][key]["params"]
+    assert sum(r["flops"][key] for r in rows) == round(cost["gflops"] * 1e9)
+
+    # Each row's params and MACs are those of the modules it names (torch's per-module counts).
+    with torch.no_grad(), FlopCounterMode(display=False, depth=None) as counter:
+        net(torch.zeros(1, 3, *SIZE))
+    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    for row in rows:
+        assert row["params"] == sum(p.numel() for m in row["modules"] for p in modules[m].parameters()), row["ref"]
+        assert row["flops"][key] == sum(per_module.get(f"Unet.{m}", 0) for m in row["modules"]), row["ref"]
+    encoder_modules = [m for r in rows if r["part"] == "encoder" for m in r["modules"]]
+    assert len(encoder_modules) == len(set(encoder_modules))  # stages do not share modules
+
+    # Channels and strides: every row's ref resolved by segkd's own hook resolver on a real pass.
+    refs = [r["ref"] for r in rows if r["ref"] != "logits"]
+    recorder = FeatureRecorder(net, refs)
+    with torch.no_grad(), recorder.record():
+        logits = net(torch.zeros(1, 3, *SIZE))
+    shapes = {ref: tuple(recorder.get(ref).shape[1:]) for ref in refs}
+    shapes["logits"] = tuple(logits.shape[1:])
+    for row in rows:
+        expected = (row["out_channels"], SIZE[0] // row["stride"], SIZE[1] // row["stride"])
+        assert shapes[row["ref"]] == expected, row["ref"]
+    encoder_rows = [r for r in rows if r["part"] == "encoder"]
+    assert [r["out_channels"] for r in encoder_rows] == list(net.encoder.out_channels[1:])
+    assert [r["stride"] for r in encoder_rows] == [2, 4, 8, 16, 32]
+    assert shapes["logits"][0] == report["spec"]["classes"]
+
+    # Hook points: exactly the refs the paradigm YAMLs name, each row credited with its terms.
+    used = {}
+    for path in (CONF_DIR / "distill_paradigm").glob("*.yaml"):
+        for term, body in (OmegaConf.load(path).get("terms") or {}).items():
+            for source in body["inputs"].values():
+                if source != "target":
+                    used.setdefault(source.partition(":")[2], set()).add(f"{path.stem}/{term}")
+    assert {r["ref"]: set(r["used_by"]) for r in rows if r["used_by"]} == used
+    assert set(report["hook_check"]["shapes"]) == set(used) - {"logits"}
