@@ -3,10 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test clean
+.PHONY: help install run test docs-figures clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
 install: $(STAMP)  ## create .venv and install segkd with its test extra (idempotent)
 
@@ -20,6 +20,9 @@ run: install  ## train the default student on the embedded SynthStreets data
 
 test: install  ## run the whole test suite
 	$(PY) -m pytest $(ARGS)
+
+docs-figures: install  ## every figure and table of docs/ (ARCHITECTURE, DATASETS, METHODS), remade here
+	bash experiments/docs_figures.sh
 
 clean:  ## remove run outputs, generated data and caches (keeps .venv)
 	rm -rf outputs multirun wandb lightning_logs .pytest_cache .cache
