@@ -19,7 +19,7 @@ from typing import Optional
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 from torch.utils.data import DataLoader
@@ -29,7 +29,7 @@ from segkd.errors import errors_in_one_line
 from segkd.inference import BenchmarkWriter, EvaluationSet, Evaluator, OverlayWriter, SegmentationPredictor
 from segkd.inference.checkpoint import network_from
 from segkd.inference.writers import prediction_format
-from segkd.processes import RESOLVED_CONFIG, argv_for_ddp_child, ddp_job_scope
+from segkd.processes import argv_for_ddp_child, ddp_job_scope, save_job_config
 
 METRICS_FILE = "metrics.json"
 
@@ -73,8 +73,7 @@ def evaluate(cfg: DictConfig) -> dict:
                         shuffle=False, num_workers=cfg.num_workers)
 
     # DDP ranks > 0 rebuild this job from its resolved config and write into this run dir (segkd.processes).
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
+    save_job_config(cfg, output_dir)
     start = time.perf_counter()
     with ddp_job_scope(output_dir):
         trainer.predict(evaluator, dataloaders=loader, return_predictions=False)

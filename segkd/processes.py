@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -23,6 +23,14 @@ DDP_JOB_DIR_ENV = "SEGKD_DDP_JOB_DIR"
 RESOLVED_CONFIG = "resolved_config.yaml"
 #: What Lightning's DDP launcher leaves in the environment of the process that started the ranks.
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def save_job_config(cfg: Any, output_dir: Path) -> None:
+    """Write the job's exact, resolved config into its run dir: what DDP ranks > 0 rebuild it from."""
+    from omegaconf import OmegaConf
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from segkd.callbacks import EpochTimer, GradientBalance
 from segkd.callbacks.preemption import last_checkpoint_path
@@ -23,7 +23,7 @@ from segkd.config import build, to_plain
 from segkd.data.sampling import plan_batches
 from segkd.models import measure_complexity
 from segkd.models.checkpoint import check_resumable
-from segkd.processes import RESOLVED_CONFIG, ddp_job_scope
+from segkd.processes import ddp_job_scope, save_job_config
 from segkd.provenance import provenance
 from segkd.summary import print_summary, recipe_config, write_summary
 
@@ -164,9 +164,7 @@ def train(cfg: DictConfig) -> dict:
         logger.log_hyperparams({**to_plain(cfg), "complexity": complexity, "recipe": identity["recipe"],
                                 "overrides": _hydra_overrides()})
 
-    # The exact, resolved config of this run: DDP ranks > 0 rebuild the job from it (segkd.processes).
-    output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / RESOLVED_CONFIG, resolve=True)
+    save_job_config(cfg, output_dir)
     start = time.perf_counter()
     with ddp_job_scope(output_dir):
         trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
