@@ -34,8 +34,10 @@ log = logging.getLogger("segkd.compare")
 
 #: Overrides that do not change what is learned, or that are recipe fields of their own.
 NOT_RECIPE = {"seed", "ckpt_path", "auto_resume", "experiment", "model", "distill_paradigm", "loss_schedule",
-              "logger", "callbacks"}
-# How a run was launched, logged or split over devices (the global batch is the recipe's) is not a recipe.
+              "logger", "callbacks", "trainer", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
+              "trainer.accelerator"}
+# How a run was launched, logged or split over devices is not a recipe: the global batch is the recipe's,
+# and a recipe trains on the same images per step on any number of devices (segkd.data.sampling).
 NOT_RECIPE_PREFIXES = ("hydra.", "hydra/", "paths.", "logger.", "callbacks.", "trainer.enable_", "trainer.log_every",
                        "dataset.num_workers", "dataset.device_batch_size")
 #: Overrides only a distillation run can have; everything else (model, data, budget, supervised loss)

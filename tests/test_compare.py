@@ -135,6 +135,16 @@ def test_a_multirun_and_a_single_run_of_one_recipe_are_one_recipe(tmp_path):
     assert [r["n_seeds"] for r in rows if r["paradigm"] == "logits"] == [2]
 
 
+def test_one_recipe_on_other_devices_or_launchers_is_one_recipe(tmp_path):
+    # The global batch fixes what a step trains on; devices, launcher and micro-batch only carry it out.
+    write_summary(tmp_path, "one", 1, 0.25, "offline_kd", "cwd")
+    write_summary(tmp_path, "ddp", 2, 0.27, "offline_kd", "cwd", overrides=(
+        "trainer=ddp", "trainer.devices=4", "hydra/launcher=submitit_local", "dataset.device_batch_size=2"))
+    write_summary(tmp_path, "bf16", 3, 0.26, "offline_kd", "cwd", overrides=("trainer.precision=bf16-mixed",))
+    rows = [r for r in compare.report([tmp_path], plots=False) if r["paradigm"] == "cwd"]
+    assert sorted(r["n_seeds"] for r in rows) == [1, 2], "precision changes the numbers: another recipe"
+
+
 def test_runs_made_under_different_defaults_are_different_recipes(tmp_path):
     """The same overrides under a changed default (CWD's weight 1 -> 3) are two recipes, named by the
     setting that differs; a run that records no settings joins its name's first group, and a key only
