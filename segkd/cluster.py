@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any, Optional
+from typing import Any
 
 from lightning.fabric.plugins.environments.cluster_environment import ClusterEnvironment
 
@@ -98,11 +98,3 @@ def check_tasks(devices: int, nodes: int, tasks: int, job_nodes: int) -> None:
 def cluster_plugins() -> list[Any]:
     """What a trainer needs under a launcher (nothing otherwise)."""
     return [SubmititEnvironment()] if under_submitit() else []
-
-
-def job_world(trainer_cfg: Any) -> Optional[int]:
-    """devices x num_nodes of a trainer config when it states them as numbers (None for "auto" and lists)."""
-    devices, nodes = trainer_cfg.get("devices"), trainer_cfg.get("num_nodes", 1)
-    if isinstance(devices, int) and devices > 0 and isinstance(nodes, int):
-        return devices * nodes
-    return None
