@@ -4,6 +4,7 @@ chosen so that a dashboard compares recipes (docs/OBSERVABILITY.md)."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
@@ -12,7 +13,10 @@ import urllib.request
 from typing import Any, Optional
 from urllib.parse import urlparse
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
@@ -94,3 +98,64 @@ class WandbLogger(LightningWandbLogger):
     def finish(self) -> None:
         """End the run: W&B keeps one global run per process, and the next job of a sweep must not log into it."""
         self.experiment.finish()
+
+
+class CSVLogger(LightningCSVLogger):
+    """Lightning's CSVLogger, except that a run resumed in its own dir keeps the metrics it logged.
+
+    Lightning's writer deletes an existing metrics.csv when it opens the folder, so a requeued job or
+    an auto-resumed run would lose the curve of everything before its checkpoint. After
+    :meth:`resume_at` the rows up to the checkpoint's step are kept and the new ones appended; rows
+    logged after the checkpoint (the part of the run that is done again) are dropped. A run that
+    starts over in the dir replaces the file, as Lightning does.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resuming = False
+        self._resume_step: Optional[int] = None
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """Flush with every checkpoint: after a crash the file holds every row up to the checkpoint."""
+        self.save()
+
+    def resume_at(self, step: Optional[int]) -> None:
+        """The run resumes from a checkpoint at this global step (None: unknown, keep every row).
+        Call before anything is logged."""
+        self._resuming, self._resume_step = True, step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ResumingWriter(self.log_dir, self._resuming, self._resume_step)
+        return self._experiment
+
+
+class _ResumingWriter(ExperimentWriter):
+    def __init__(self, log_dir: str, resuming: bool, keep_up_to: Optional[int]) -> None:
+        self._resuming, self._keep_up_to = resuming, keep_up_to
+        super().__init__(log_dir=log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = os.path.join(self.log_dir, self.NAME_METRICS_FILE)
+        if not self._resuming or not self._fs.isfile(path):
+            return super()._check_log_dir_exists()
+        with self._fs.open(path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            keys = sorted(reader.fieldnames or [])
+            rows = [row for row in reader if self._keep(row)]
+        with self._fs.open(path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.metrics_keys = keys  # new rows are appended under this header (widened when keys appear)
+
+    def _keep(self, row: dict) -> bool:
+        if self._keep_up_to is None:
+            return True
+        try:
+            return float(row.get("step") or 0) <= self._keep_up_to
+        except ValueError:
+            return True

@@ -21,13 +21,18 @@ from segkd.callbacks.preemption import last_checkpoint_path
 from segkd.cluster import cluster_plugins
 from segkd.config import build, to_plain
 from segkd.data.sampling import plan_batches
+from segkd.loggers import CSVLogger
 from segkd.models import measure_complexity
 from segkd.models.checkpoint import check_resumable
-from segkd.processes import ddp_job_scope, save_job_config
+from segkd.processes import RESOLVED_CONFIG, ddp_job_scope, save_job_config
 from segkd.provenance import provenance
 from segkd.summary import print_summary, recipe_config, write_summary
 
 log = logging.getLogger(__name__)
+
+
+class RunDirError(ValueError):
+    """A run dir that holds another run than the one asked for."""
 
 
 def _instantiate_all(group: Any, fill: Optional[dict] = None) -> list:
@@ -124,9 +129,40 @@ def _auto_resume_path(cfg: DictConfig, callbacks: list) -> Optional[str]:
         return cfg.get("ckpt_path")
     last = last_checkpoint_path(callbacks)
     if last is not None and last.is_file() and last.stat().st_size > 0:
+        check_same_run(cfg, Path(cfg.paths.output_dir))
         log.info("resuming from %s (this run dir's last checkpoint; auto_resume=false starts over)", last)
         return str(last)
     return None
+
+
+def _run_identity_key(config: Any) -> dict[str, Any]:
+    return {**recipe_config(config), "seed": config.get("seed")}
+
+
+def check_same_run(cfg: DictConfig, output_dir: Path) -> None:
+    """Refuse to auto-resume (or return the summary of) a run dir that holds another recipe or seed.
+
+    Without this, a recipe variant sent to a pinned dir (``+experiment=reference_teacher
+    system.loss.label_smoothing=0.1`` lands in the reference teacher's folder) would silently get the
+    other run's summary back, or resume its weights under the new loss.
+    """
+    saved = output_dir / RESOLVED_CONFIG
+    if not saved.is_file():
+        return
+    from omegaconf import OmegaConf
+
+    before = _run_identity_key(OmegaConf.to_container(OmegaConf.load(saved), resolve=True))
+    now = _run_identity_key(cfg)
+    differ = [f"{key}: {before.get(key)!r} there, {now.get(key)!r} now"
+              for key in sorted(before.keys() | now.keys()) if before.get(key) != now.get(key)]
+    if differ:
+        shown = "; ".join(differ[:4]) + (f"; and {len(differ) - 4} more" if len(differ) > 4 else "")
+        raise RunDirError(
+            f"{output_dir} holds a run of another recipe or seed ({shown}), and auto_resume would continue "
+            f"that run instead of starting this one. Give this run its own dir (hydra.run.dir=...), or, to "
+            f"continue that run under the new settings on purpose (e.g. more epochs), pass "
+            f"ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
+        )
 
 
 def train(cfg: DictConfig) -> dict:
@@ -134,6 +170,7 @@ def train(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     finished = output_dir / "summary.json"
     if cfg.get("auto_resume", True) and not cfg.get("ckpt_path") and finished.is_file():
+        check_same_run(cfg, output_dir)
         # A sweep started again into its dir: finished jobs are not trained again, the rest resume.
         log.info("%s holds a finished run: its summary is returned, nothing is trained (auto_resume=false retrains)",
                  output_dir)
@@ -147,9 +184,13 @@ def train(cfg: DictConfig) -> dict:
     )
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt_path = _auto_resume_path(cfg, callbacks)
-    check_resumable(ckpt_path, system.hparams)  # a wrong resume file fails here, in one line
+    resume_step = check_resumable(ckpt_path, system.hparams)  # a wrong resume file fails here, in one line
     identity = run_identity(cfg, system)
     loggers = _instantiate_all(cfg.get("logger"), fill=identity)
+    if ckpt_path:
+        for logger in loggers:
+            if isinstance(logger, CSVLogger):
+                logger.resume_at(resume_step)  # keep the curve logged before the checkpoint
     trainer_kwargs = _trainer_kwargs(cfg)
     if not trainer_kwargs.get("enable_progress_bar", True):  # Lightning refuses a bar it was told not to show
         callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]

@@ -7,6 +7,7 @@ jobs are signalled, requeued and resumed, and an Optuna search.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -33,6 +34,12 @@ def recorder(path: Path) -> list[str]:
 
 def recorded(path: Path, rank: int = 0) -> dict:
     return json.loads((path / f"rank{rank}.json").read_text())
+
+
+def logged_steps(metrics_csv: Path) -> list[int]:
+    """The steps of the per-step training-loss rows of a run's metrics.csv."""
+    with metrics_csv.open(newline="") as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss_step")]
 
 
 def params(ckpt: str | Path) -> dict[str, torch.Tensor]:
@@ -107,7 +114,7 @@ def test_accumulation_set_by_hand_is_refused_with_the_key_to_use(make_cfg):
 
 
 def test_a_stop_signal_saves_between_steps_and_the_run_resumes_by_itself(make_cfg, tmp_path):
-    run = [*STEPS5, "auto_resume=true", *recorder(tmp_path / "rec"),
+    run = [*STEPS5, "auto_resume=true", "trainer.log_every_n_steps=1", *recorder(tmp_path / "rec"),
            "+callbacks.signal._target_=scale_helpers.SignalAt", "+callbacks.signal.step=2",
            f"+callbacks.signal.marker={tmp_path / 'signalled'}"]
     with pytest.raises(SystemExit):  # no launcher here: the process would end after saving
@@ -117,8 +124,14 @@ def test_a_stop_signal_saves_between_steps_and_the_run_resumes_by_itself(make_cf
     assert saved["global_step"] == 3, "saved at the first step boundary after the signal"
     assert not (tmp_path / "run" / "summary.json").exists()
 
+    metrics = tmp_path / "run" / "csv" / "metrics.csv"
+    before = logged_steps(metrics)
     resumed = train(make_cfg(*run))  # started again as submitit would: same arguments, no ckpt_path
     assert resumed["resumed_from"] == str(last)
+    after_resume = logged_steps(metrics)
+    assert before and after_resume[:len(before)] == before, "the curve logged before the checkpoint is kept"
+    # Lightning logs a step's row after on_train_batch_end, where the save happens: step 2 has none.
+    assert after_resume == sorted(set(after_resume)) and after_resume[len(before):] == [3, 4], "each step once"
     again = train(make_cfg(*run))  # a finished run dir is not trained again
     assert again["global_step"] == 5 and again["val"]["mIoU"] == resumed["val"]["mIoU"]
     got = params(resumed["last_checkpoint"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from segkd.systems import SegmentationSystem
-from segkd.train import train
+from segkd.train import RunDirError, train
 
 from conftest import CONF_DIR
 
@@ -105,3 +105,22 @@ def test_hydra_main_returns_the_val_miou_for_sweepers(make_cfg, tmp_path):
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert isinstance(score, float) and score == written["val"]["mIoU"]
     assert task(make_cfg("trainer.max_steps=1", "trainer.limit_val_batches=0")) is None, "no validation, no score"
+
+
+def test_auto_resume_refuses_a_run_dir_that_holds_another_recipe_or_seed(make_cfg, tmp_path):
+    first = train(make_cfg("auto_resume=true", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"))
+    written = (tmp_path / "run" / "summary.json").read_text()
+    base = ("auto_resume=true", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1")
+    assert train(make_cfg(*base))["val"] == first["val"], "the same run again returns its summary"
+    with pytest.raises(RunDirError, match=r"system.loss.label_smoothing: 0.0 there, 0.1 now.*hydra.run.dir=.*ckpt_path="):
+        train(make_cfg(*base, "system.loss.label_smoothing=0.1"))
+    with pytest.raises(RunDirError, match=rf"seed: {first['seed']} there, 7 now"):
+        train(make_cfg(*base, "seed=7"))
+    assert (tmp_path / "run" / "summary.json").read_text() == written, "nothing already written is touched"
+
+    (tmp_path / "run" / "summary.json").unlink()  # an unfinished run: only its last.ckpt would be resumed
+    with pytest.raises(RunDirError, match=r"system.loss.label_smoothing"):
+        train(make_cfg(*base, "system.loss.label_smoothing=0.1"))
+    explicit = train(make_cfg(*base, "system.loss.label_smoothing=0.1",
+                              f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"))
+    assert explicit["resumed_from"].endswith("last.ckpt"), "an explicit ckpt_path continues it on purpose"

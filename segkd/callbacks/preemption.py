@@ -82,6 +82,8 @@ class Preemption(Callback):
             return
         path = last_checkpoint_path(trainer.checkpoint_callbacks) or Path(trainer.default_root_dir) / "last.ckpt"
         trainer.save_checkpoint(path)
+        for logger in trainer.loggers:
+            logger.save()  # the rows up to the checkpoint reach the disk with it
         self._last_save = time.monotonic()
         self.saves.append({"step": trainer.global_step, "reason": "signal" if signalled else "time"})
         if signalled:

@@ -98,8 +98,9 @@ def _lightning_resolves(ckpt_path: str) -> bool:
     return name in LIGHTNING_CKPT_KEYWORDS or name.startswith("registry:") or "://" in name
 
 
-def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping) -> None:
-    """Refuse, in one line naming the file, a ``ckpt_path`` this run cannot resume from.
+def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping) -> Optional[int]:
+    """Refuse, in one line naming the file, a ``ckpt_path`` this run cannot resume from; return the
+    global step it resumes at (None without a file segkd reads: a fresh start, or a Lightning keyword).
 
     Checked before Lightning loads it, whose own errors for these cases are a long traceback about
     state dict keys or unpickling: not a readable segkd checkpoint; another set of networks (a
@@ -108,7 +109,7 @@ def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping) -> None:
     which hold the specs its own checkpoints would.
     """
     if not ckpt_path or _lightning_resolves(str(ckpt_path)):
-        return
+        return None
     ckpt = read_checkpoint(ckpt_path, RESUME_HINT, key="ckpt_path")
     saved, expected = net_specs(ckpt), hparams_specs(hparams)
     if set(saved) != set(expected):
@@ -119,6 +120,7 @@ def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping) -> None:
         if mismatch:
             raise CheckpointError(f"checkpoint {ckpt_path} ('{name}') is another model "
                                   f"({'; '.join(mismatch)}); {RESUME_HINT}")
+    return int(ckpt.get("global_step", 0))
 
 
 def state_prefix(name: str) -> str:
