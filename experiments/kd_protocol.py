@@ -7,6 +7,7 @@
 1. trains the reference teacher of the data once (or reuses it; an interrupted one resumes);
 2. runs the scratch student, every offline-KD paradigm, DML and online alternating at the same
    budget, with each seed (logit-only paradigms read the teacher-logit cache, built by the first);
+   trains the soft teachers (label smoothing, confidence penalty) and then their CWD / logit students;
 3. runs `python -m segkd.compare` over the results and, with --publish, copies comparison.json/.md
    (small text files) to the given folder.
 
@@ -50,12 +51,28 @@ RECIPES: list[tuple[str, list[str]]] = [
 ]
 
 
+#: Teachers made soft on purpose (docs/METHODS.md section 3): the reference recipe with another loss,
+#: trained once each (seed 0) into ``OUT/NAME/seed0``, and the students they teach. A recipe's
+#: ``{NAME}`` stands for that teacher's last checkpoint; those students start once it is trained.
+SOFT_TEACHERS: list[tuple[str, list[str]]] = [
+    ("teacher_ls01", ["+experiment=reference_teacher", "system.loss.label_smoothing=0.1"]),
+    ("teacher_cp01", ["+experiment=reference_teacher", "system.loss.confidence_penalty=0.1"]),
+]
+SOFT_TEACHER_SEED = "0"
+SOFT_RECIPES: list[tuple[str, list[str]]] = [
+    ("cwd_ls01", ["+experiment=offline_kd", "distill_paradigm=cwd", "teacher_cache=true", "teacher_ckpt={teacher_ls01}"]),
+    ("logits_ls01", ["+experiment=offline_kd", "distill_paradigm=logits", "teacher_cache=true",
+                     "teacher_ckpt={teacher_ls01}"]),
+    ("cwd_cp01", ["+experiment=offline_kd", "distill_paradigm=cwd", "teacher_cache=true", "teacher_ckpt={teacher_cp01}"]),
+]
+
+
 def parse_recipe(text: str) -> tuple[str, list[str]]:
     """``NAME=OVERRIDE OVERRIDE ...`` (from --recipe) as a RECIPES entry."""
     name, sep, overrides = text.partition("=")
     if not sep or not name.strip() or not overrides.split():
         sys.exit(f'--recipe takes NAME="OVERRIDE ...", got {text!r}')
-    if name.strip() in {n for n, _ in RECIPES}:
+    if name.strip() in {n for n, _ in RECIPES + SOFT_TEACHERS + SOFT_RECIPES}:
         sys.exit(f"--recipe {name.strip()}: that name is a built-in recipe; choose another")
     return name.strip(), overrides.split()
 
@@ -94,32 +111,49 @@ def main() -> None:
     parser.add_argument("--recipe", action="append", default=[], metavar='NAME="OVERRIDE ..."',
                         help="an extra recipe: its name and its overrides (repeatable)")
     parser.add_argument("--publish", help="copy comparison.json/.md here when done (e.g. docs/results/kd_protocol)")
+    parser.add_argument("--dry-run", action="store_true", help="print the jobs still to run, run nothing")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for every job")
     args = parser.parse_args()
     out = (ROOT / args.out).resolve()
     seeds = [s for s in args.seeds.split(",") if s]
-    recipes = [r for r in RECIPES + [parse_recipe(text) for text in args.recipe]
-               if not args.only or r[0] in args.only.split(",")]
+    wanted = lambda name: not args.only or name in args.only.split(",")  # noqa: E731
+    recipes = [r for r in RECIPES + [parse_recipe(text) for text in args.recipe] if wanted(r[0])]
+    soft = [r for r in SOFT_RECIPES if wanted(r[0])]
+    teacher_ckpts = {name: out / name / f"seed{SOFT_TEACHER_SEED}" / "checkpoints" / "last.ckpt"
+                     for name, _ in SOFT_TEACHERS}
+    needed = {name for name, _ in SOFT_TEACHERS if wanted(name)
+              or any("{" + name + "}" in o for _, overrides in soft for o in overrides)}
     threads = 1 if args.jobs > 1 else None
 
     teacher_dir = reference_teacher_dir(args.overrides)
-    if not (teacher_dir / "summary.json").exists():
+    if not (teacher_dir / "summary.json").exists() and not args.dry_run:
         cmd = job_command(["+experiment=reference_teacher", *args.overrides], teacher_dir)
         print(f"[teacher] {' '.join(cmd[1:])}\n          (once per machine; log: {teacher_dir}/protocol.log)", flush=True)
         if run(cmd, teacher_dir / "protocol.log", None) != 0:
             sys.exit(f"the reference teacher failed; see {teacher_dir}/protocol.log")
     print(f"[teacher] {teacher_dir}", flush=True)
-    # The teacher's own summary joins the comparison (as a recipe without a baseline).
-    (out / "teacher").mkdir(parents=True, exist_ok=True)
-    shutil.copy(teacher_dir / "summary.json", out / "teacher" / "summary.json")
+    if not args.dry_run:  # the teacher's own summary joins the comparison (as a recipe without a baseline)
+        (out / "teacher").mkdir(parents=True, exist_ok=True)
+        shutil.copy(teacher_dir / "summary.json", out / "teacher" / "summary.json")
 
-    jobs = [(name, seed, [*overrides, *args.overrides, f"seed={seed}"], out / name / f"seed{seed}")
-            for name, overrides in recipes for seed in seeds]
+    def job(name: str, seed: str, overrides: list[str]) -> tuple:
+        overrides = [o.format(**{k: str(v) for k, v in teacher_ckpts.items()}) for o in overrides]
+        return name, seed, [*overrides, *args.overrides, f"seed={seed}"], out / name / f"seed{seed}"
+
+    jobs = [job(name, seed, overrides) for name, overrides in recipes for seed in seeds]
+    jobs += [job(name, SOFT_TEACHER_SEED, overrides) for name, overrides in SOFT_TEACHERS if name in needed]
+    later = [job(name, seed, overrides) for name, overrides in soft for seed in seeds]  # after their teachers
     todo = [j for j in jobs if not (j[3] / "summary.json").exists()]
-    print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already done", flush=True)
+    todo_later = [j for j in later if not (j[3] / "summary.json").exists()]
+    total = len(jobs) + len(later)
+    print(f"{total} jobs, {total - len(todo) - len(todo_later)} already done", flush=True)
     # The first cached job builds the teacher-logit cache; run one alone so the others reuse it.
     cached = [j for j in todo if "teacher_cache=true" in j[2]]
     ordered = cached[:1] + [j for j in todo if j not in cached[:1]]
+    if args.dry_run:
+        for name, seed, overrides, run_dir in ordered + todo_later:
+            print(f"[todo] {name} seed {seed}: {' '.join(job_command(overrides, run_dir)[3:])}")
+        return
     start, done, failed = time.time(), 0, []
 
     def one(job, alone: bool = False) -> None:
@@ -130,17 +164,23 @@ def main() -> None:
         code = run(cmd, run_dir / "protocol.log", None if alone else threads)
         done += 1
         elapsed = time.time() - start
-        eta = elapsed / done * (len(todo) - done)
+        eta = elapsed / done * (len(todo) + len(todo_later) - done)
         status = "done" if code == 0 else f"FAILED ({code}; see {run_dir}/protocol.log)"
         if code != 0:
             failed.append(f"{name} seed {seed}")
-        print(f"[{done}/{len(todo)}] {name} seed {seed} {status} · {elapsed / 60:.0f} min so far, ~{eta / 60:.0f} min left",
+        print(f"[{done}/{len(todo) + len(todo_later)}] {name} seed {seed} {status} · {elapsed / 60:.0f} min so far, ~{eta / 60:.0f} min left",
               flush=True)
 
     if ordered:
         one(ordered[0], alone=True)
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             list(pool.map(one, ordered[1:]))
+    # Students of the soft teachers; each teacher's first student builds that teacher's logit cache.
+    firsts = [j for i, j in enumerate(todo_later) if j[0] not in {k[0] for k in todo_later[:i]}]
+    for first in firsts:
+        one(first, alone=True)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(one, [j for j in todo_later if j not in firsts]))
     subprocess.run([sys.executable, "-m", "segkd.compare", str(out)], cwd=ROOT, check=True)
     if args.publish:
         publish = ROOT / args.publish
