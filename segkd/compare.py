@@ -89,10 +89,16 @@ class Run:
 
 
 def _canonical(override: str) -> str:
-    """One spelling per value: a multirun records `teacher_cache=True` where a single run has `=true`."""
+    """One spelling per value: a multirun records `teacher_cache=True` where a single run has `=true`;
+    a checkpoint is named by its run (``teacher_ckpt=teacher_ls01/seed0/last.ckpt``), not by the
+    absolute path it had on the machine that ran it."""
     key, sep, value = override.partition("=")
     if value.lower() in ("true", "false", "null"):
         value = value.lower()
+    elif _override_key(key).endswith("_ckpt") and "/" in value:
+        path = Path(value)
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        value = "/".join(part for part in (run_dir.parent.name, run_dir.name, path.name) if part)
     return key + sep + value
 
 

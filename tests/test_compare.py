@@ -135,6 +135,19 @@ def test_a_multirun_and_a_single_run_of_one_recipe_are_one_recipe(tmp_path):
     assert [r["n_seeds"] for r in rows if r["paradigm"] == "logits"] == [2]
 
 
+def test_a_teacher_checkpoint_is_named_by_its_run_not_its_machine_path(tmp_path):
+    # The same teacher on two machines (other roots) is one recipe; another teacher is another.
+    write_summary(tmp_path, "here", 1, 0.25, "offline_kd", "cwd",
+                  overrides=("teacher_ckpt=/work/main/outputs/p/teacher_ls01/seed0/checkpoints/last.ckpt",))
+    write_summary(tmp_path, "there", 2, 0.27, "offline_kd", "cwd",
+                  overrides=("teacher_ckpt=/scratch/u/segkd/outputs/p/teacher_ls01/seed0/checkpoints/last.ckpt",))
+    write_summary(tmp_path, "other", 1, 0.26, "offline_kd", "cwd",
+                  overrides=("teacher_ckpt=/work/main/outputs/p/teacher_cp01/seed0/checkpoints/last.ckpt",))
+    rows = {r["recipe"]: r["n_seeds"] for r in compare.report([tmp_path], plots=False) if r["paradigm"] == "cwd"}
+    assert rows == {"offline_kd/student_mnv2/cwd teacher_ckpt=teacher_ls01/seed0/last.ckpt": 2,
+                    "offline_kd/student_mnv2/cwd teacher_ckpt=teacher_cp01/seed0/last.ckpt": 1}
+
+
 def test_one_recipe_on_other_devices_or_launchers_is_one_recipe(tmp_path):
     # The global batch fixes what a step trains on; devices, launcher and micro-batch only carry it out.
     write_summary(tmp_path, "one", 1, 0.25, "offline_kd", "cwd")
