@@ -97,3 +97,24 @@ def test_label_smoothing_matches_torch():
     loss = SegmentationCrossEntropy(4, label_smoothing=0.1)
     expected = F.cross_entropy(logits, target, ignore_index=255, label_smoothing=0.1)
     assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_class_weights_weigh_pixels_and_leave_the_smoothed_target_uniform():
+    eps, w = 0.1, torch.tensor([0.2, 1.0, 5.0, 20.0])  # median-frequency-like: rare classes weigh a lot
+    logits, target = _batch(4)
+    loss = SegmentationCrossEntropy(4, class_weighting="median", label_smoothing=eps)
+    loss.set_class_weights(w)
+    valid = target != 255
+    per_pixel = F.cross_entropy(logits, target, ignore_index=255, reduction="none", label_smoothing=eps)
+    pixel_w = w[target.clamp(max=3)] * valid
+    assert loss(logits, target).item() == pytest.approx(((per_pixel * pixel_w).sum() / pixel_w.sum()).item(), rel=1e-6)
+
+    # At the textbook smoothed target (1 - eps + eps/C on the label, eps/C elsewhere) the gradient
+    # vanishes whatever the weights; PyTorch's weighted smoothing pulls towards the heavy classes.
+    smoothed = torch.full((2, 4, 5, 6), eps / 4).scatter_(1, target.clamp(max=3).unsqueeze(1), 1 - eps + eps / 4)
+    at_target = smoothed.log().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss(at_target, target), at_target)
+    assert grad.abs().max().item() < 1e-7
+    torch_weighted = F.cross_entropy(at_target, target, weight=w, ignore_index=255, label_smoothing=eps)
+    (grad_torch,) = torch.autograd.grad(torch_weighted, at_target)
+    assert grad_torch.abs().max().item() > 1e-3

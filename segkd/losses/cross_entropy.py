@@ -31,6 +31,13 @@ class SegmentationCrossEntropy(nn.Module):
     For teachers: ``label_smoothing`` and ``confidence_penalty`` (Pereyra et al., 2017: minus beta times
     the mean entropy of the softmax over valid pixels) keep outputs soft, so the non-argmax classes
     carry information a student can learn from.
+
+    Class weights weigh pixels, not the smoothed target: a pixel of class y counts w_y times the
+    smoothed cross-entropy of Szegedy et al. (2016), whose target is (1 - eps) on y plus eps / C on
+    every class. PyTorch's ``cross_entropy(weight=..., label_smoothing=...)`` instead weighs each
+    class's share of the smoothing by that class's weight, so under median-frequency weights every
+    pixel is pulled towards the rare classes: a teacher trained that way on SynthStreets was far softer
+    and worse calibrated than label smoothing 0.1 should make it (docs/METHODS.md section 3).
     """
 
     def __init__(
@@ -66,13 +73,9 @@ class SegmentationCrossEntropy(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         weight = None if self.class_weighting == "none" else self.weight
+        # Unweighted per pixel (the smoothing target stays uniform); the class weight multiplies below.
         per_pixel = F.cross_entropy(
-            logits,
-            target,
-            weight=weight,
-            ignore_index=self.ignore_index,
-            reduction="none",
-            label_smoothing=self.label_smoothing,
+            logits, target, ignore_index=self.ignore_index, reduction="none", label_smoothing=self.label_smoothing
         )
         valid = target != self.ignore_index
         if self.ohem_thresh is not None:
@@ -81,7 +84,7 @@ class SegmentationCrossEntropy(nn.Module):
         normaliser = pixel_weight.sum()
         if self.training:
             normaliser = mean_over_processes(normaliser)
-        loss = (per_pixel * valid).sum() / normaliser.clamp_min(1e-12)
+        loss = (per_pixel * pixel_weight).sum() / normaliser.clamp_min(1e-12)
         if self.confidence_penalty:
             mask = (target != self.ignore_index).float()
             count = mean_over_processes(mask.sum()) if self.training else mask.sum()
