@@ -1,0 +1,247 @@
+"""docs/METHODS.md section 3: what a teacher loss that raises output entropy does to the teacher, and
+whether its students learn more from it.
+
+A teacher trained with plain cross-entropy ends up confident: on the distillation data most of its
+pixels carry little mass off the argmax, so a student matching its softmax learns mostly the label
+again. Label smoothing (Szegedy et al. 2016) and the confidence penalty (Pereyra et al. 2017) train
+the teacher towards softer outputs. Whether that helps a student is an empirical question, answered
+here on segkd's own runs:
+
+1. the teachers: each checkpoint over the embedded SynthStreets val split with segkd's own metrics
+   (segkd.metrics.NetScores: mIoU, entropy, off-argmax mass, ECE with its reliability bins) and a
+   histogram of per-pixel entropy / log C;
+2. their students: the paired Δ val mIoU of CWD and logit students of each teacher against the
+   scratch students of the same seeds (Student's t 95% CI over seeds, as segkd.compare computes
+   it), and, seed by seed, against the students of the reference teacher, from the protocol's
+   summaries (experiments/kd_protocol.py trains these teachers and students; docs/RESULTS.md).
+
+    .venv/bin/python experiments/teacher_softness.py [--teacher NAME=CKPT ...] [--runs DIR]
+        [--out docs/figures/methods] [--limit N]
+
+Without --teacher the reference teacher and the protocol's soft teachers are used where they exist;
+a missing one is skipped with the command that trains it. Writes teacher_softness.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / ".cache/synthstreets/s0_n2000-201_128x256"
+DEFAULT_OUT = REPO / "docs/figures/methods"
+DEFAULT_RUNS = REPO / "docs/results/kd_protocol_s4/runs"
+PROTOCOL = REPO / "outputs/kd_protocol_s4"
+
+#: name -> (checkpoint, the command that trains it, its teacher loss in words).
+TEACHERS: dict[str, tuple[Path, str, str]] = {
+    "reference": (REPO / ".cache/reference_teachers/synthstreets-s0_n2000-201_128x256-v1/checkpoints/last.ckpt",
+                  "python -m segkd.run +experiment=reference_teacher", "cross-entropy"),
+    "teacher_ls01": (PROTOCOL / "teacher_ls01/seed0/checkpoints/last.ckpt",
+                     "python experiments/kd_protocol.py --out outputs/kd_protocol_s4 --only teacher_ls01",
+                     "label smoothing 0.1"),
+    "teacher_cp01": (PROTOCOL / "teacher_cp01/seed0/checkpoints/last.ckpt",
+                     "python experiments/kd_protocol.py --out outputs/kd_protocol_s4 --only teacher_cp01",
+                     "confidence penalty 0.1"),
+}
+#: (paradigm, teacher) -> the protocol folder of its students (docs/results/kd_protocol_s4/runs/...).
+#: The reference teacher's CWD students are the weight-3 cached runs, the setting the soft teachers'
+#: students ran with (CWD's default since session 6).
+STUDENTS: dict[tuple[str, str], str] = {
+    ("cwd", "reference"): "cwd_w3",
+    ("cwd", "teacher_ls01"): "cwd_ls01",
+    ("cwd", "teacher_cp01"): "cwd_cp01",
+    ("logits", "reference"): "logits",
+    ("logits", "teacher_ls01"): "logits_ls01",
+}
+SCRATCH = "scratch"
+ENTROPY_BINS = 20
+
+
+@torch.no_grad()
+def teacher_scores(net: torch.nn.Module, dataset, limit: Optional[int] = None, batch_size: int = 8) -> dict:
+    """segkd's val scores of one network (with reliability bins) and its per-pixel entropy histogram."""
+    from torch.utils.data import DataLoader, Subset
+
+    from segkd.losses.softmax import entropy, tempered_log_softmax
+    from segkd.metrics import NetScores
+
+    scores = NetScores(list(dataset.class_names), dataset.ignore_index)
+    histogram = torch.zeros(ENTROPY_BINS, dtype=torch.float64)
+    log_c = math.log(dataset.num_classes)
+    data = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
+    for batch in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0):
+        logits, target = net(batch["image"]).float(), batch["mask"]
+        scores.update(logits, target)
+        h = entropy(tempered_log_softmax(logits))[target != dataset.ignore_index] / log_c
+        histogram += torch.histc(h.double(), bins=ENTROPY_BINS, min=0.0, max=1.0)
+    result = scores.compute_and_reset(details=True)
+    result.pop("errors", None)
+    result["entropy_normalised"] = result["entropy"] / log_c
+    result["entropy_histogram"] = (histogram / histogram.sum().clamp_min(1)).tolist()
+    return result
+
+
+def _seed_mious(folder: Path) -> dict[int, float]:
+    out = {}
+    for path in sorted(folder.glob("seed*/summary.json")):
+        summary = json.loads(path.read_text())
+        out[int(summary["seed"])] = summary["val"]["mIoU"]
+    return out
+
+
+def paired(values: dict[int, float], base: dict[int, float]) -> Optional[dict]:
+    """Mean paired difference over the shared seeds with its t 95% CI (segkd.compare's rule)."""
+    from segkd.compare import t_interval, verdict
+
+    seeds = sorted(set(values) & set(base))
+    if not seeds:
+        return None
+    diffs = [values[s] - base[s] for s in seeds]
+    low, high = t_interval(diffs)
+    return {"seeds": seeds, "delta_mean": statistics.fmean(diffs), "delta_ci95": [low, high],
+            "verdict": verdict(low, high)}
+
+
+def student_table(runs: Path) -> list[dict]:
+    """Per (paradigm, teacher): the students' mIoU, Δ vs scratch and Δ vs the reference teacher's students."""
+    scratch = _seed_mious(runs / SCRATCH)
+    rows = []
+    for (paradigm, teacher), folder in STUDENTS.items():
+        mious = _seed_mious(runs / folder)
+        if not mious:
+            continue
+        reference = _seed_mious(runs / STUDENTS[(paradigm, "reference")])
+        rows.append({
+            "paradigm": paradigm, "teacher": teacher, "runs": folder, "n_seeds": len(mious),
+            "miou_mean": statistics.fmean(mious.values()),
+            "vs_scratch": paired(mious, scratch),
+            "vs_reference_teacher": paired(mious, reference) if teacher != "reference" else None,
+        })
+    return rows
+
+
+def figure(teachers: dict[str, dict], students: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    colors = dict(zip(TEACHERS, ("tab:blue", "tab:orange", "tab:green")))
+    fig, (rel, hist, stu) = plt.subplots(1, 3, figsize=(14, 4))
+    rel.plot([0, 1], [0, 1], ":", color="gray", lw=1)
+    for name, s in teachers.items():
+        bins = s["reliability"]
+        keep = [i for i, n in enumerate(bins["count"]) if n > 0]
+        rel.plot([bins["confidence"][i] for i in keep], [bins["accuracy"][i] for i in keep], "o-",
+                 color=colors.get(name), label=f"{name}: ECE {s['ece']:.3f}")
+        edges = np.linspace(0, 1, ENTROPY_BINS + 1)
+        hist.step(edges[:-1], s["entropy_histogram"], where="post", color=colors.get(name),
+                  label=f"{name}: mean {s['entropy_normalised']:.3f}")
+    rel.set(xlabel="confidence (max softmax)", ylabel="accuracy", title="reliability on val", xlim=(0, 1), ylim=(0, 1))
+    rel.legend(fontsize=8)
+    hist.set(xlabel="per-pixel entropy / log C", ylabel="share of valid pixels", title="how soft the teacher is")
+    hist.legend(fontsize=8)
+    for i, row in enumerate(students):
+        d = row["vs_scratch"]
+        if d is None:
+            continue
+        low, high = d["delta_ci95"]
+        err = [[100 * (d["delta_mean"] - low)], [100 * (high - d["delta_mean"])]] if not math.isnan(low) else None
+        stu.errorbar([i], [100 * d["delta_mean"]], yerr=err, fmt="o", color=colors.get(row["teacher"]), capsize=4)
+    stu.axhline(0, color="gray", lw=1)
+    stu.set_xticks(range(len(students)), [f"{r['paradigm']}\n{r['teacher']}\n{r['n_seeds']} seeds" for r in students],
+                   fontsize=7)
+    stu.set(ylabel="Δ val mIoU vs scratch (points, 95% CI)", title="their students")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run(checkpoints: dict[str, Path], data_root: Path, runs: Path, out: Path, limit: Optional[int] = None) -> dict:
+    from segkd.data.datasets import CityscapesDataset
+    from segkd.data.transforms import eval_transform
+    from segkd.models.checkpoint import load_net
+
+    dataset = CityscapesDataset(data_root, "val", transform=eval_transform())
+    teachers = {}
+    for name, ckpt in checkpoints.items():
+        net, _ = load_net(ckpt)
+        teachers[name] = {"checkpoint": str(ckpt.relative_to(REPO) if ckpt.is_relative_to(REPO) else ckpt),
+                          "loss": TEACHERS[name][2] if name in TEACHERS else None,
+                          **teacher_scores(net, dataset, limit)}
+    students = student_table(runs)
+    result = {"images": min(limit or len(dataset), len(dataset)), "teachers": teachers, "students": students}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "teacher_softness.json").write_text(json.dumps(result, indent=1) + "\n")
+    result["files"] = [str(out / "teacher_softness.json"), str(figure(teachers, students, out / "teacher_softness.png"))]
+    return result
+
+
+def report(result: dict) -> str:
+    lines = ["teacher          loss                    mIoU   entropy/logC  off-argmax   ECE"]
+    for name, s in result["teachers"].items():
+        lines.append(f"{name:16s} {str(s['loss']):22s} {100 * s['mIoU']:5.2f}   {s['entropy_normalised']:.3f}"
+                     f"         {s['dark_knowledge']:.3f}       {s['ece']:.3f}")
+    lines.append("students (Δ val mIoU points, paired seeds, 95% CI)")
+    for row in result["students"]:
+        parts = [f"{row['paradigm']:7s} {row['teacher']:14s} n={row['n_seeds']} mIoU {100 * row['miou_mean']:.2f}"]
+        for key in ("vs_scratch", "vs_reference_teacher"):
+            d = row[key]
+            if d:
+                low, high = d["delta_ci95"]
+                parts.append(f"{key} {100 * d['delta_mean']:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]")
+        lines.append("  " + " · ".join(parts))
+    return "\n".join(lines)
+
+
+def parse_teachers(items: Sequence[str]) -> dict[str, Path]:
+    if not items:
+        return {name: ckpt for name, (ckpt, _, _) in TEACHERS.items()}
+    chosen = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--teacher takes NAME=CKPT, got {item!r}")
+        chosen[name] = Path(path)
+    return chosen
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", action="append", default=[], metavar="NAME=CKPT")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="dataset root, Cityscapes layout (val split)")
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="the protocol's run summaries")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N val images")
+    args = parser.parse_args(argv)
+    checkpoints = {}
+    for name, ckpt in parse_teachers(args.teacher).items():
+        if ckpt.is_file():
+            checkpoints[name] = ckpt
+        else:
+            hint = TEACHERS[name][1] if name in TEACHERS else "train it, or pass another --teacher"
+            print(f"skipping {name}: no checkpoint at {ckpt}; {hint}", file=sys.stderr)
+    if not checkpoints:
+        print("no teacher checkpoint found; nothing to measure", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    result = run(checkpoints, args.data, args.runs, args.out, args.limit)
+    print(report(result))
+    print("wrote:\n  " + "\n  ".join(result["files"]) + f"\n{time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
