@@ -4,7 +4,6 @@ torch's per-module FLOP counts, segkd's FeatureRecorder, the paradigm YAMLs read
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import torch
@@ -15,15 +14,13 @@ from segkd.config import CONF_DIR
 from segkd.distill.features import FeatureRecorder
 from segkd.models import build_net, measure_complexity
 
-SCRIPT = CONF_DIR.parent / "experiments" / "architecture_tables.py"
+from conftest import load_experiment
+
 MODEL, SIZE = "student_rt20", (64, 128)  # the timm encoder: stages found by the pass, not by module names
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("architecture_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("architecture_tables")
 
 
 def test_stage_rows_match_the_network(tmp_path):

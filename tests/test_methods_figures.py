@@ -3,7 +3,6 @@ normalised maps and the T² scaling it reports, and the files it writes."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,17 +15,13 @@ from segkd.data.transforms import eval_transform
 from segkd.models import build_unet
 from segkd.visual.knowledge import teacher_maps
 
-from conftest import write_cityscapes_tree
+from conftest import load_experiment, write_cityscapes_tree
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "methods_figures.py"
 
 
 @pytest.fixture(scope="module")
 def mf():
-    spec = importlib.util.spec_from_file_location("methods_figures", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("methods_figures")
 
 
 def tiny_unet(seed: int = 0) -> torch.nn.Module:

@@ -3,7 +3,6 @@ are the paired ones computed by hand, and missing teachers are skipped with the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,18 +15,14 @@ from segkd.data.transforms import eval_transform
 from segkd.metrics import NetScores
 from segkd.models.checkpoint import load_net
 
-from conftest import write_cityscapes_tree
+from conftest import load_experiment, write_cityscapes_tree
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "teacher_softness.py"
 T_975_DF2 = 4.302652729749464
 
 
 @pytest.fixture(scope="module")
 def ts():
-    spec = importlib.util.spec_from_file_location("teacher_softness", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("teacher_softness")
 
 
 def write_runs(root: Path, folder: str, mious: dict[int, float]) -> None:
