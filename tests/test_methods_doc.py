@@ -67,3 +67,13 @@ def test_temperature_rows_quote_the_measured_gradients():
 def test_every_figure_the_page_shows_exists():
     shown = set(re.findall(r"\]\((figures/[^)]+\.png)\)", DOC))
     assert shown and all((ROOT / "docs" / f).is_file() for f in shown)
+
+
+def test_teacher_softness_rows_quote_the_measured_teachers():
+    measured = json.loads((ROOT / "docs" / "results" / "teacher_softness" / "torch_weighted_smoothing.json").read_text())
+    for label, name in [("reference (cross-entropy", "reference"),
+                        ("label smoothing 0.1, PyTorch's class-weighted", "ls01_torch_weighted")]:
+        t = measured["teachers"][name]
+        cells = [c.strip() for c in row_of(label).split("|")[1:-1]]
+        assert cells[1:] == [f"{100 * t['mIoU']:.2f}", f"{t['entropy_normalised']:.3f}",
+                             f"{t['dark_knowledge']:.3f}", f"{t['ece']:.3f}"], label
