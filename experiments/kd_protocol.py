@@ -102,7 +102,7 @@ def reference_teacher_dir(extra: list[str]) -> Path:
     return Path(line.split(":", 1)[1].strip())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--jobs", type=int, default=1, help="jobs side by side (one thread each when > 1)")
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--publish", help="copy comparison.json/.md here when done (e.g. docs/results/kd_protocol)")
     parser.add_argument("--dry-run", action="store_true", help="print the jobs still to run, run nothing")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for every job")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = (ROOT / args.out).resolve()
     seeds = [s for s in args.seeds.split(",") if s]
     wanted = lambda name: not args.only or name in args.only.split(",")  # noqa: E731
