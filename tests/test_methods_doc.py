@@ -23,6 +23,9 @@ PARADIGM_ROWS = {
     "`bottleneck` (deepest": "offline_kd/student_mnv2/bottleneck",
     "`decoder` (decoder blocks)": "offline_kd/student_mnv2/decoder",
     "online DML": "online_dml/student_mnv2/constant",
+    "`pairwise` (decoder block 3": "offline_kd/student_mnv2/pairwise",
+    "`logits_decoder`": "offline_kd/student_mnv2/logits_decoder",
+    "online alternating": "online_alternating/student_mnv2/alternating",
 }
 
 
