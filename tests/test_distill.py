@@ -114,6 +114,26 @@ def test_teacher_stays_frozen_and_out_of_the_student_checkpoint(make_cfg, teache
     assert system.teacher_scores["entropy"] >= 0.0 and 0.0 <= system.teacher_scores["dark_knowledge"] <= 1.0
 
 
+@pytest.mark.parametrize("paradigm, terms", [("pairwise", ["pairwise"]), ("logits_decoder", ["logits", "dec2"])])
+def test_a_term_at_weight_zero_trains_the_student_exactly_as_scratch(make_cfg, teacher_ckpt, paradigm, terms):
+    """What a paired Δ vs the scratch student measures is the distillation term alone: the live
+    teacher, the hooks and a connector (logits_decoder's dec2) change nothing else in the student's
+    training, down to the last bit."""
+
+    def net(ckpt: str) -> dict:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+        return {k: v for k, v in state.items() if k.startswith("net.")}
+
+    steps = ("seed=3", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1")
+    scratch = train(make_cfg("+experiment=student", *steps))
+    a = net(scratch["last_checkpoint"])  # read now: the KD run writes into the same run dir
+    zero = [f"distill_paradigm.terms.{term}.weight=0" for term in terms]
+    kd = train(make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", f"distill_paradigm={paradigm}", *zero, *steps))
+    b = net(kd["last_checkpoint"])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert kd["val"]["mIoU"] == scratch["val"]["mIoU"]
+
+
 def test_offline_kd_summary_names_the_teacher_scores(make_cfg, teacher_ckpt):
     summary = train(make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=cwd"))
     assert summary["experiment"] == "offline_kd" and "paradigm:cwd" in summary["tags"]
