@@ -132,12 +132,6 @@ def student_run(tmp_path_factory, cache_dir) -> dict:
 
 
 def with_classes(ckpt_path: str, classes: int, out: Path) -> Path:
-    """A copy of a checkpoint whose network predicts ``classes`` classes (the head cut or padded to fit)."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    ckpt["hyper_parameters"]["net"]["classes"] = classes
-    for key in ("net.segmentation_head.0.weight", "net.segmentation_head.0.bias"):
-        head = ckpt["state_dict"][key]
-        extra = head[:1].repeat_interleave(max(classes - len(head), 0), dim=0)
-        ckpt["state_dict"][key] = torch.cat([head, extra])[:classes]
-    torch.save(ckpt, out)
-    return out
+    """A copy of a checkpoint whose network predicts ``classes`` classes: the helper that
+    experiments/reliability_messages.py uses to show the mismatch error."""
+    return load_experiment("reliability_messages").with_classes(Path(ckpt_path), classes, out)
