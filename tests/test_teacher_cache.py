@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 
 import numpy as np
@@ -83,10 +84,16 @@ def whole_image_datamodule(make_cfg):
     return cfg, datamodule
 
 
-def test_replayed_cache_equals_the_live_teacher_on_the_same_view(whole_image_datamodule, teacher_ckpt, tmp_path):
+def test_replayed_cache_equals_the_live_teacher_on_the_same_view(whole_image_datamodule, teacher_ckpt, tmp_path,
+                                                                  caplog):
     cfg, datamodule = whole_image_datamodule
     teacher = load_teacher(teacher_ckpt).net
-    cache = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits", batch_size=4)
+    with caplog.at_level(logging.INFO, logger="segkd.distill.teacher_cache"):
+        cache = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits",
+                              batch_size=4)
+    # Without a terminal (a log file, a cluster job) the build reports its progress in lines.
+    progress = [r.getMessage() for r in caplog.records if "s left" in r.getMessage()]
+    assert [line.split(" images")[0] for line in progress] == [f"teacher-logit cache: {n}/16" for n in (4, 8, 12, 16)]
     assert cache.meta["stored_size"] == [64, 128] and cache.meta["arrays"]["values"][:3] == [16, 2, 19]
     train_set = datamodule.train_set
     train_set.extras.append(cache)

@@ -304,7 +304,7 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
     try:
         with Progress(transient=True) as progress:
             task = progress.add_task(f"teacher logits -> {path.name}", total=len(dataset))
-            done = 0
+            done = reported = 0
             for batch in loader:
                 index = batch["index"]
                 size = tuple(int(s) for s in _unpadded_size(dataset, int(index[0])))
@@ -333,6 +333,11 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
                         arrays[name][index.numpy(), v] = value.cpu().numpy()
                 done += len(index)
                 progress.update(task, completed=done)
+                if not progress.console.is_terminal and done >= reported + len(dataset) / 10:
+                    # a log file gets no progress bar: a line per tenth, so a long build is seen moving
+                    reported, elapsed = done, time.perf_counter() - start
+                    log.info("teacher-logit cache: %d/%d images in %.0f s, ~%.0f s left", done, len(dataset),
+                             elapsed, elapsed / done * (len(dataset) - done))
         for array in arrays.values():
             array.flush()
         meta = {**meta, "image_size": list(image_size), "stored_size": list(stored_size(image_size, stride)),
