@@ -18,8 +18,9 @@ here on segkd's own runs:
     .venv/bin/python experiments/teacher_softness.py [--teacher NAME=CKPT ...] [--runs DIR]
         [--out docs/figures/methods] [--limit N]
 
-Without --teacher the reference teacher and the protocol's soft teachers are used where they exist;
-a missing one is skipped with the command that trains it. Writes teacher_softness.json and .png.
+Without --teacher the reference teacher and the protocol's soft teachers are measured; if a checkpoint
+is missing nothing is written, and the command that trains it is printed. Writes teacher_softness.json
+and .png.
 """
 
 from __future__ import annotations
@@ -226,15 +227,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--limit", type=int, default=None, help="only the first N val images")
     args = parser.parse_args(argv)
-    checkpoints = {}
-    for name, ckpt in parse_teachers(args.teacher).items():
-        if ckpt.is_file():
-            checkpoints[name] = ckpt
-        else:
+    checkpoints = parse_teachers(args.teacher)
+    missing = {name: ckpt for name, ckpt in checkpoints.items() if not ckpt.is_file()}
+    if missing:
+        # Measuring only some teachers would overwrite the published file with fewer rows than the
+        # methods page quotes: write nothing, and say how to get each missing checkpoint.
+        for name, ckpt in missing.items():
             hint = TEACHERS[name][1] if name in TEACHERS else "train it, or pass another --teacher"
-            print(f"skipping {name}: no checkpoint at {ckpt}; {hint}", file=sys.stderr)
-    if not checkpoints:
-        print("no teacher checkpoint found; nothing to measure", file=sys.stderr)
+            print(f"no checkpoint for teacher {name} at {ckpt}: {hint}", file=sys.stderr)
+        print(f"nothing written to {args.out}; pass --teacher NAME=CKPT to measure only the teachers you have",
+              file=sys.stderr)
         return 1
     start = time.perf_counter()
     result = run(checkpoints, args.data, args.runs, args.out, args.limit)

@@ -79,9 +79,12 @@ def test_teacher_scores_are_segkds_metrics_and_the_files_are_written(ts, teacher
     assert ts.report(result).splitlines()[1].startswith("reference")
 
 
-def test_a_missing_teacher_is_skipped_with_its_training_command(ts, tmp_path, capsys):
+def test_a_missing_teacher_writes_nothing_and_names_its_training_command(ts, teacher_ckpt, tmp_path, capsys):
     missing = tmp_path / "nope.ckpt"
-    assert ts.main(["--teacher", f"teacher_ls01={missing}", "--out", str(tmp_path / "o")]) == 1
+    out = tmp_path / "o"
+    assert ts.main(["--teacher", f"reference={teacher_ckpt}", "--teacher", f"teacher_ls01={missing}",
+                    "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "skipping teacher_ls01" in err and "kd_protocol.py" in err and "--only teacher_ls01" in err
-    assert not (tmp_path / "o").exists()
+    assert "no checkpoint for teacher teacher_ls01" in err and "kd_protocol.py" in err and "--only teacher_ls01" in err
+    assert "teacher reference" not in err and "nothing written" in err
+    assert not out.exists(), "a partial measurement must not replace the published one"
