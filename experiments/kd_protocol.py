@@ -86,6 +86,11 @@ def run(cmd: list[str], log_file: Path, threads: int | None) -> int:
         return subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
+def teacher_of(job) -> str | None:
+    """The job's teacher_ckpt override: jobs that share it share one teacher-logit cache."""
+    return next((o for o in job[2] if o.startswith("teacher_ckpt=")), None)
+
+
 def job_command(overrides: list[str], run_dir: Path) -> list[str]:
     cmd = [sys.executable, "-m", "segkd.run", *overrides, f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false"]
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -150,9 +155,14 @@ def main(argv: list[str] | None = None) -> None:
     # The first cached job builds the teacher-logit cache; run one alone so the others reuse it.
     cached = [j for j in todo if "teacher_cache=true" in j[2]]
     ordered = cached[:1] + [j for j in todo if j not in cached[:1]]
+    # Students of the soft teachers: the first student of each teacher builds that teacher's cache.
+    firsts = [j for i, j in enumerate(todo_later) if teacher_of(j) not in {teacher_of(k) for k in todo_later[:i]}]
+    alone = ordered[:1] + firsts
     if args.dry_run:
-        for name, seed, overrides, run_dir in ordered + todo_later:
-            print(f"[todo] {name} seed {seed}: {' '.join(job_command(overrides, run_dir)[3:])}")
+        for job_ in ordered + firsts + [j for j in todo_later if j not in firsts]:
+            name, seed, overrides, run_dir = job_
+            mark = " (alone: builds the teacher cache)" if job_ in alone and "teacher_cache=true" in overrides else ""
+            print(f"[todo] {name} seed {seed}{mark}: {' '.join(job_command(overrides, run_dir)[3:])}")
         return
     start, done, failed = time.time(), 0, []
 
@@ -175,8 +185,6 @@ def main(argv: list[str] | None = None) -> None:
         one(ordered[0], alone=True)
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             list(pool.map(one, ordered[1:]))
-    # Students of the soft teachers; each teacher's first student builds that teacher's logit cache.
-    firsts = [j for i, j in enumerate(todo_later) if j[0] not in {k[0] for k in todo_later[:i]}]
     for first in firsts:
         one(first, alone=True)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

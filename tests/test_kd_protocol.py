@@ -22,6 +22,16 @@ def planned(capsys) -> list[tuple[str, str, str]]:
     return [(line.split()[1], line.split()[3].rstrip(":"), line.split(": ", 1)[1]) for line in lines]
 
 
+def test_only_the_first_student_of_each_soft_teacher_runs_alone_to_build_its_cache(protocol, tmp_path, capsys):
+    out = tmp_path / "p"
+    protocol.main(["--dry-run", "--out", str(out), "--seeds", "1,2", "--only", "cwd_ls01,logits_ls01,cwd_cp01"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[todo] ")]
+    alone = [" ".join(line.split()[1:4:2]) for line in lines if "(alone" in line]
+    assert alone == ["cwd_ls01 1", "cwd_cp01 1"], "logits_ls01 reuses the cache cwd_ls01 built"
+    order = [" ".join(line.split()[1:4:2]).rstrip(":") for line in lines]
+    assert order[:2] == ["teacher_ls01 0", "teacher_cp01 0"] and order[2:4] == alone
+
+
 def test_dry_run_skips_finished_jobs_resumes_interrupted_ones_and_orders_soft_teachers_first(protocol, tmp_path, capsys):
     out = tmp_path / "p"
     (out / "scratch" / "seed1").mkdir(parents=True)
