@@ -9,7 +9,8 @@ here on segkd's own runs:
 
 1. the teachers: each checkpoint over the embedded SynthStreets val split with segkd's own metrics
    (segkd.metrics.NetScores: mIoU, entropy, off-argmax mass, ECE with its reliability bins) and a
-   histogram of per-pixel entropy / log C;
+   histogram of per-pixel entropy / log C, and the entropy of what CWD matches (each class channel
+   softmax-normalised over space, / log HW);
 2. their students: the paired Δ val mIoU of CWD and logit students of each teacher against the
    scratch students of the same seeds (Student's t 95% CI over seeds, as segkd.compare computes
    it), and, seed by seed, against the students of the reference teacher, from the protocol's
@@ -78,15 +79,22 @@ def teacher_scores(net: torch.nn.Module, dataset, limit: Optional[int] = None, b
     scores = NetScores(list(dataset.class_names), dataset.ignore_index)
     histogram = torch.zeros(ENTROPY_BINS, dtype=torch.float64)
     log_c = math.log(dataset.num_classes)
+    spatial_sum, spatial_count = 0.0, 0
     data = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
     for batch in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0):
         logits, target = net(batch["image"]).float(), batch["mask"]
         scores.update(logits, target)
         h = entropy(tempered_log_softmax(logits))[target != dataset.ignore_index] / log_c
         histogram += torch.histc(h.double(), bins=ENTROPY_BINS, min=0.0, max=1.0)
+        # What CWD (tau 1) matches: each class channel softmax-normalised over the image's pixels.
+        # Near 1 the channel is spread evenly over space and says little about where its class is.
+        flat = logits.flatten(2)
+        spatial = entropy(tempered_log_softmax(flat, dim=-1), dim=-1) / math.log(flat.shape[-1])
+        spatial_sum, spatial_count = spatial_sum + spatial.sum().item(), spatial_count + spatial.numel()
     result = scores.compute_and_reset(details=True)
     result.pop("errors", None)
     result["entropy_normalised"] = result["entropy"] / log_c
+    result["cwd_spatial_entropy"] = spatial_sum / max(spatial_count, 1)
     result["entropy_histogram"] = (histogram / histogram.sum().clamp_min(1)).tolist()
     return result
 
@@ -191,10 +199,10 @@ def run(checkpoints: dict[str, Path], data_root: Path, runs: Path, out: Path, li
 
 
 def report(result: dict) -> str:
-    lines = ["teacher          loss                    mIoU   entropy/logC  off-argmax   ECE"]
+    lines = ["teacher          loss                    mIoU   entropy/logC  off-argmax   ECE    CWD spatial entropy"]
     for name, s in result["teachers"].items():
         lines.append(f"{name:16s} {str(s['loss']):22s} {100 * s['mIoU']:5.2f}   {s['entropy_normalised']:.3f}"
-                     f"         {s['dark_knowledge']:.3f}       {s['ece']:.3f}")
+                     f"         {s['dark_knowledge']:.3f}       {s['ece']:.3f}  {s['cwd_spatial_entropy']:.3f}")
     lines.append("students (Δ val mIoU points, paired seeds, 95% CI)")
     for row in result["students"]:
         parts = [f"{row['paradigm']:7s} {row['teacher']:14s} n={row['n_seeds']} mIoU {100 * row['miou_mean']:.2f}"]

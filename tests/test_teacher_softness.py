@@ -62,11 +62,17 @@ def test_teacher_scores_are_segkds_metrics_and_the_files_are_written(ts, teacher
     net, _ = load_net(teacher_ckpt)
     dataset = CityscapesDataset(root, "val", transform=eval_transform())
     direct = NetScores(list(dataset.class_names))
+    spatial = []
     with torch.no_grad():
         for i in range(len(dataset)):
             item = dataset[i]
-            direct.update(net(item["image"][None]).float(), item["mask"][None])
+            logits = net(item["image"][None]).float()
+            direct.update(logits, item["mask"][None])
+            p = logits[0].flatten(1).softmax(-1)  # per class: a distribution over the pixels
+            spatial += (-(p * p.log()).sum(-1) / math.log(p.shape[-1])).tolist()
     expected = direct.compute_and_reset()
+    assert result["teachers"]["reference"]["cwd_spatial_entropy"] == pytest.approx(sum(spatial) / len(spatial))
+    assert 0 < sum(spatial) / len(spatial) < 1
     got = result["teachers"]["reference"]
     for key in ("mIoU", "entropy", "dark_knowledge", "ece"):
         assert got[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
