@@ -157,11 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     ordered = cached[:1] + [j for j in todo if j not in cached[:1]]
     # Students of the soft teachers: the first student of each teacher builds that teacher's cache.
     firsts = [j for i, j in enumerate(todo_later) if teacher_of(j) not in {teacher_of(k) for k in todo_later[:i]}]
-    alone = ordered[:1] + firsts
+    alone = cached[:1] + firsts
     if args.dry_run:
         for job_ in ordered + firsts + [j for j in todo_later if j not in firsts]:
             name, seed, overrides, run_dir = job_
-            mark = " (alone: builds the teacher cache)" if job_ in alone and "teacher_cache=true" in overrides else ""
+            mark = " (alone: builds the teacher cache)" if job_ in alone else ""
             print(f"[todo] {name} seed {seed}{mark}: {' '.join(job_command(overrides, run_dir)[3:])}")
         return
     start, done, failed = time.time(), 0, []
@@ -181,10 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{done}/{len(todo) + len(todo_later)}] {name} seed {seed} {status} · {elapsed / 60:.0f} min so far, ~{eta / 60:.0f} min left",
               flush=True)
 
-    if ordered:
-        one(ordered[0], alone=True)
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            list(pool.map(one, ordered[1:]))
+    for job_ in cached[:1]:  # a protocol without cached jobs has nothing to run alone
+        one(job_, alone=True)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(one, ordered[len(cached[:1]):]))
     for first in firsts:
         one(first, alone=True)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

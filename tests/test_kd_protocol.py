@@ -56,3 +56,9 @@ def test_dry_run_skips_finished_jobs_resumes_interrupted_ones_and_orders_soft_te
 def test_a_recipe_of_ones_own_cannot_take_a_built_in_name(protocol):
     with pytest.raises(SystemExit, match="built-in recipe"):
         protocol.parse_recipe("cwd_ls01=+experiment=student")
+
+
+def test_a_protocol_without_cached_jobs_runs_none_alone(protocol, tmp_path, capsys):
+    protocol.main(["--dry-run", "--out", str(tmp_path / "p"), "--seeds", "6,7", "--only", "encoder,scratch"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[todo] ")]
+    assert len(lines) == 4 and not any("(alone" in line for line in lines)

@@ -80,3 +80,27 @@ def test_teacher_softness_rows_quote_the_measured_teachers():
         cells = [c.strip() for c in row_of(label).split("|")[1:-1]]
         assert cells[1:] == [f"{100 * t['mIoU']:.2f}", f"{t['entropy_normalised']:.3f}",
                              f"{t['dark_knowledge']:.3f}", f"{t['ece']:.3f}"], label
+
+
+SOFTNESS = json.loads((FIGURES / "teacher_softness.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["reference", "teacher_ls01", "teacher_cp01"])
+def test_soft_teacher_rows_quote_teacher_softness(name):
+    t = SOFTNESS["teachers"][name]
+    cells = [c.strip() for c in row_of(f"`{name}` |").split("|")[1:-1]]
+    assert cells[2:] == [f"{100 * t['mIoU']:.2f}", f"{t['entropy_normalised']:.3f}", f"{t['dark_knowledge']:.3f}",
+                         f"{t['ece']:.3f}", f"{t['cwd_spatial_entropy']:.3f}"], name
+
+
+def _delta_cell(d: dict) -> str:
+    low, high = d["delta_ci95"]
+    return f"{100 * d['delta_mean']:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+
+
+@pytest.mark.parametrize("row", SOFTNESS["students"], ids=lambda r: f"{r['paradigm']}-{r['teacher']}")
+def test_soft_teacher_student_rows_quote_their_paired_deltas(row):
+    cells = [c.strip().strip("*") for c in row_of(f"{row['paradigm']} from `{row['teacher']}` |").split("|")[1:-1]]
+    assert cells[1] == str(row["n_seeds"]) and cells[2] == f"{100 * row['miou_mean']:.2f}"
+    assert cells[3] == _delta_cell(row["vs_scratch"])
+    assert cells[4] == ("—" if row["vs_reference_teacher"] is None else _delta_cell(row["vs_reference_teacher"]))
