@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import torch
-from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
-from segkd.config import CONF_DIR
+from segkd.config import CONF_DIR, compose_train_config
 from segkd.distill.features import FeatureRecorder
 from segkd.models import build_net, measure_complexity
 
@@ -65,10 +64,12 @@ def test_stage_rows_match_the_network(tmp_path):
     assert [r["stride"] for r in encoder_rows] == [2, 4, 8, 16, 32]
     assert shapes["logits"][0] == report["spec"]["classes"]
 
-    # Hook points: exactly the refs the paradigm YAMLs name, each row credited with its terms.
+    # Hook points: exactly the refs the paradigm YAMLs name (composed, so a paradigm made of others
+    # counts their terms), each row credited with its terms.
     used = {}
     for path in (CONF_DIR / "distill_paradigm").glob("*.yaml"):
-        for term, body in (OmegaConf.load(path).get("terms") or {}).items():
+        composed = compose_train_config(["+experiment=offline_kd", f"distill_paradigm={path.stem}"], tmp_path / "c")
+        for term, body in (composed.distill_paradigm.get("terms") or {}).items():
             for source in body["inputs"].values():
                 if source != "target":
                     used.setdefault(source.partition(":")[2], set()).add(f"{path.stem}/{term}")
