@@ -20,6 +20,7 @@ PARADIGM_ROWS = {
     "`cwd`, tau 1, weight 3, cached": "offline_kd/student_mnv2/cwd distill_paradigm.terms.cwd.weight=3 teacher_cache=true",
     "`cwd`, tau 1, weight 3, live teacher": "offline_kd/student_mnv2/cwd",
     "`encoder` (FitNets": "offline_kd/student_mnv2/encoder",
+    "`encoder_cwd` (both": "offline_kd/student_mnv2/encoder_cwd",
     "`bottleneck` (deepest": "offline_kd/student_mnv2/bottleneck",
     "`decoder` (decoder blocks)": "offline_kd/student_mnv2/decoder",
     "online DML": "online_dml/student_mnv2/constant",
