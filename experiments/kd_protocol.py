@@ -152,17 +152,18 @@ def main(argv: list[str] | None = None) -> None:
     todo_later = [j for j in later if not (j[3] / "summary.json").exists()]
     total = len(jobs) + len(later)
     print(f"{total} jobs, {total - len(todo) - len(todo_later)} already done", flush=True)
-    # The first cached job builds the teacher-logit cache; run one alone so the others reuse it.
-    cached = [j for j in todo if "teacher_cache=true" in j[2]]
-    ordered = cached[:1] + [j for j in todo if j not in cached[:1]]
-    # Students of the soft teachers: the first student of each teacher builds that teacher's cache.
+    # Each stage runs its cache builders alone, then the rest side by side: the first cached job builds
+    # the reference teacher's logit cache, and the first student of each soft teacher builds that
+    # teacher's (the soft teachers themselves train in the first stage).
+    builder = [j for j in todo if "teacher_cache=true" in j[2]][:1]
     firsts = [j for i, j in enumerate(todo_later) if teacher_of(j) not in {teacher_of(k) for k in todo_later[:i]}]
-    alone = cached[:1] + firsts
+    stages = [(builder, [j for j in todo if j not in builder]), (firsts, [j for j in todo_later if j not in firsts])]
     if args.dry_run:
-        for job_ in ordered + firsts + [j for j in todo_later if j not in firsts]:
-            name, seed, overrides, run_dir = job_
-            mark = " (alone: builds the teacher cache)" if job_ in alone else ""
-            print(f"[todo] {name} seed {seed}{mark}: {' '.join(job_command(overrides, run_dir)[3:])}")
+        for alone, side_by_side in stages:
+            for job_ in alone + side_by_side:
+                name, seed, overrides, run_dir = job_
+                mark = " (alone: builds the teacher cache)" if job_ in alone else ""
+                print(f"[todo] {name} seed {seed}{mark}: {' '.join(job_command(overrides, run_dir)[3:])}")
         return
     start, done, failed = time.time(), 0, []
 
@@ -181,14 +182,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{done}/{len(todo) + len(todo_later)}] {name} seed {seed} {status} · {elapsed / 60:.0f} min so far, ~{eta / 60:.0f} min left",
               flush=True)
 
-    for job_ in cached[:1]:  # a protocol without cached jobs has nothing to run alone
-        one(job_, alone=True)
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        list(pool.map(one, ordered[len(cached[:1]):]))
-    for first in firsts:
-        one(first, alone=True)
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        list(pool.map(one, [j for j in todo_later if j not in firsts]))
+    for alone, side_by_side in stages:
+        for job_ in alone:
+            one(job_, alone=True)
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            list(pool.map(one, side_by_side))
     subprocess.run([sys.executable, "-m", "segkd.compare", str(out)], cwd=ROOT, check=True)
     if args.publish:
         publish = ROOT / args.publish

@@ -4,6 +4,8 @@ and come after it."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import load_experiment
@@ -17,19 +19,24 @@ def protocol(monkeypatch, tmp_path):
     return module
 
 
-def planned(capsys) -> list[tuple[str, str, str]]:
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[todo] ")]
-    return [(line.split()[1], line.split()[3].rstrip(":"), line.split(": ", 1)[1]) for line in lines]
+TODO = re.compile(r"^\[todo\] (\S+) seed (\d+)( \(alone: [^)]*\))?: (.*)$")
+
+
+def planned(capsys, alone: bool = False) -> list[tuple]:
+    """(name, seed, command) per planned job; with ``alone``, (name, seed, runs alone) instead."""
+    found = [TODO.match(line) for line in capsys.readouterr().out.splitlines() if line.startswith("[todo] ")]
+    assert all(found), "every [todo] line parses"
+    return [(m[1], m[2], bool(m[3])) if alone else (m[1], m[2], m[4]) for m in found]
 
 
 def test_only_the_first_student_of_each_soft_teacher_runs_alone_to_build_its_cache(protocol, tmp_path, capsys):
     out = tmp_path / "p"
     protocol.main(["--dry-run", "--out", str(out), "--seeds", "1,2", "--only", "cwd_ls01,logits_ls01,cwd_cp01"])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[todo] ")]
-    alone = [" ".join(line.split()[1:4:2]) for line in lines if "(alone" in line]
-    assert alone == ["cwd_ls01 1", "cwd_cp01 1"], "logits_ls01 reuses the cache cwd_ls01 built"
-    order = [" ".join(line.split()[1:4:2]).rstrip(":") for line in lines]
-    assert order[:2] == ["teacher_ls01 0", "teacher_cp01 0"] and order[2:4] == alone
+    jobs = planned(capsys, alone=True)
+    alone = [(name, seed) for name, seed, by_itself in jobs if by_itself]
+    assert alone == [("cwd_ls01", "1"), ("cwd_cp01", "1")], "logits_ls01 reuses the cache cwd_ls01 built"
+    order = [(name, seed) for name, seed, _ in jobs]
+    assert order[:2] == [("teacher_ls01", "0"), ("teacher_cp01", "0")] and order[2:4] == alone
 
 
 def test_dry_run_skips_finished_jobs_resumes_interrupted_ones_and_orders_soft_teachers_first(protocol, tmp_path, capsys):
@@ -60,5 +67,5 @@ def test_a_recipe_of_ones_own_cannot_take_a_built_in_name(protocol):
 
 def test_a_protocol_without_cached_jobs_runs_none_alone(protocol, tmp_path, capsys):
     protocol.main(["--dry-run", "--out", str(tmp_path / "p"), "--seeds", "6,7", "--only", "encoder,scratch"])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[todo] ")]
-    assert len(lines) == 4 and not any("(alone" in line for line in lines)
+    jobs = planned(capsys, alone=True)
+    assert len(jobs) == 4 and not any(by_itself for _, _, by_itself in jobs)
