@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer
 from omegaconf import DictConfig
 
 from segkd.callbacks import EpochTimer, GradientBalance
@@ -23,6 +23,7 @@ from segkd.config import build, to_plain
 from segkd.data.sampling import plan_batches
 from segkd.loggers import CSVLogger
 from segkd.models import measure_complexity
+from segkd.models.complexity import training_cost
 from segkd.models.checkpoint import check_resumable
 from segkd.processes import RESOLVED_CONFIG, ddp_job_scope, save_job_config
 from segkd.provenance import provenance
@@ -200,6 +201,7 @@ def train(cfg: DictConfig) -> dict:
     trainer.accumulate_grad_batches = plan.accumulate
 
     complexity = measure_complexity(system.net, datamodule.crop_size)
+    forward_gmacs = system.forward_gmacs(datamodule.crop_size)  # before fit: a cached teacher is let go in it
     for logger in trainer.loggers:
         # Top-level keys: every setting is its own (dotted) column in W&B's runs table.
         logger.log_hyperparams({**to_plain(cfg), "complexity": complexity, "recipe": identity["recipe"],
@@ -216,7 +218,17 @@ def train(cfg: DictConfig) -> dict:
     last_ckpt = next((cb for cb in checkpoints if cb.monitor is None), None)
     timer = next((cb for cb in trainer.callbacks if isinstance(cb, EpochTimer)), None)
     balance = next((cb for cb in trainer.callbacks if isinstance(cb, GradientBalance)), None)
+    fit_timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
     best = best_ckpt.best_model_score if best_ckpt is not None else None
+    cost = training_cost(
+        forward_gmacs, trainer.global_step, datamodule.batch_size,
+        fit_s=fit_timer.time_elapsed("train") if fit_timer is not None else None,
+        val_s=sum(timer.val_epoch_s) if timer is not None else None,
+        step_s=timer.step_s() if timer is not None else (),
+    )
+    cache_info = getattr(system, "teacher_cache_info", None)
+    if cache_info:  # built once, shared by every run of this teacher: recorded, not charged (compare amortises it)
+        cost["teacher_cache"] = {k: cache_info.get(k) for k in ("path", "build_gmacs", "build_time_s", "images")}
     summary = {
         "experiment": cfg.get("task_name"),
         "model": cfg.get("model_name"),
@@ -228,6 +240,7 @@ def train(cfg: DictConfig) -> dict:
         **system.run_scores(),
         "best_val_mIoU": float(best) if best is not None else None,
         "complexity": complexity,
+        "cost": cost,
         "input_size": list(datamodule.crop_size),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,

@@ -21,6 +21,9 @@ class EpochTimer(Callback):
         self.train_epoch_s: list[float] = []
         self.val_epoch_s: list[float] = []
         self.train_images: list[int] = []
+        #: optimizer steps of each training epoch (its seconds per step: train_epoch_s / steps)
+        self.train_steps: list[int] = []
+        self._start_step = 0
         self._start = 0.0
         self._images = 0
         self._val_in_epoch = 0.0
@@ -28,6 +31,7 @@ class EpochTimer(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._images, self._val_in_epoch = time.perf_counter(), 0, 0.0
+        self._start_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._images += len(batch["image"])
@@ -37,6 +41,7 @@ class EpochTimer(Callback):
         elapsed = time.perf_counter() - self._start - self._val_in_epoch
         self.train_epoch_s.append(elapsed)
         self.train_images.append(self._images)
+        self.train_steps.append(trainer.global_step - self._start_step)
         pl_module.log_dict(
             {"time/train_epoch_s": elapsed, "time/train_images_per_s": self._images / max(elapsed, 1e-9)}
         )
@@ -51,6 +56,19 @@ class EpochTimer(Callback):
         self.val_epoch_s.append(elapsed)
         self._val_in_epoch += elapsed
         pl_module.log("time/val_epoch_s", elapsed)
+
+    def step_s(self) -> list[float]:
+        """Seconds per optimizer step of each epoch (epochs that took a step)."""
+        return [s / n for s, n in zip(self.train_epoch_s, self.train_steps) if n > 0]
+
+    def state_dict(self) -> dict:
+        # Kept in checkpoints: a resumed run's timings (and its cost block) cover the epochs before the stop.
+        return {"train_epoch_s": self.train_epoch_s, "val_epoch_s": self.val_epoch_s,
+                "train_images": self.train_images, "train_steps": self.train_steps}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for key in ("train_epoch_s", "val_epoch_s", "train_images", "train_steps"):
+            setattr(self, key, list(state_dict.get(key, [])))
 
     def summary(self) -> dict:
         if not self.train_epoch_s:

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from segkd.distill.features import FeatureRecorder
+from segkd.models.complexity import blank_input, count_gmacs, evaluating
 
 ROLES = ("student", "teacher", "peer")
 
@@ -169,6 +170,19 @@ class Distiller(nn.Module):
             with torch.autocast(device_type=next(iter(args.values())).device.type, enabled=False):
                 values[name] = loss(**args)
         return values
+
+    def terms_gmacs(self, nets: Mapping[str, nn.Module], input_size: Sequence[int]) -> float:
+        """Forward GMACs per sample of the terms themselves (connectors, and losses that multiply
+        matrices, such as pair-wise affinity), on a blank image at ``input_size``: part of what a
+        training step costs beside the networks' own passes."""
+        if not self.losses:
+            return 0.0
+        student = nets["student"]
+        x = blank_input(student, input_size)
+        target = torch.zeros(1, *input_size, dtype=torch.long, device=x.device)
+        with torch.no_grad(), evaluating(*nets.values(), self), self.record():
+            logits = {role: net(x) for role, net in nets.items()}
+            return count_gmacs(lambda: self(logits, target))
 
     def weighted(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {name: self.weights[name] * value for name, value in values.items()}

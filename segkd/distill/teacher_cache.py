@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from segkd.models.checkpoint import MAIN_NET
+from segkd.models.complexity import count_gmacs
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class TeacherLogitCache:
             "path": str(self.path), "images": meta["num_images"], "bytes": meta["bytes"],
             "mb_per_image": meta["bytes"] / max(1, meta["num_images"]) / 1e6,
             "stored_size": meta["stored_size"], "stride": meta["stride"], "top_k": meta["top_k"], "flip": meta["flip"],
-            "build_time_s": meta["build_time_s"],
+            "build_time_s": meta["build_time_s"], "build_gmacs": meta.get("build_gmacs"),
             "mb_per_image_at_1024x2048": bytes_per_image((1024, 2048), meta["num_classes"], meta["stride"],
                                                          meta["top_k"], meta["flip"]) / 1e6,
         }
@@ -298,6 +299,7 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
     tmp.mkdir(parents=True)
     arrays: dict[str, np.ndarray] = {}
     image_size = None
+    gmacs_per_view: Optional[float] = None
     start = time.perf_counter()
     was_training = teacher.training
     teacher.eval()
@@ -324,6 +326,8 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
                         f"the first image was {image_size}"
                     )
                 images = batch["image"].to(device)
+                if gmacs_per_view is None:  # the build's compute, recorded in meta.json (segkd.compare amortises it)
+                    gmacs_per_view = count_gmacs(lambda: teacher(images[:1]))
                 for v in range(views):
                     x = images.flip(-1) if v == 1 else images
                     logits = teacher(x)[..., : image_size[0], : image_size[1]].float()
@@ -342,7 +346,8 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
             array.flush()
         meta = {**meta, "image_size": list(image_size), "stored_size": list(stored_size(image_size, stride)),
                 "arrays": {n: list(a.shape) for n, a in arrays.items()},
-                "bytes": int(sum(a.nbytes for a in arrays.values())), "build_time_s": time.perf_counter() - start}
+                "bytes": int(sum(a.nbytes for a in arrays.values())), "build_time_s": time.perf_counter() - start,
+                "build_gmacs": (gmacs_per_view or 0.0) * views * len(dataset)}
         arrays.clear()
         _write_synced(tmp / META, json.dumps(meta, indent=2))
         try:

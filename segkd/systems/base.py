@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from segkd.config import plain_hparams, to_plain
 from segkd.losses.class_weights import class_weights
 from segkd.metrics import NetScores
-from segkd.models import build_net
+from segkd.models import build_net, measure_complexity
 from segkd.models.checkpoint import MAIN_NET
 from segkd.systems.optim import check_optimizer, optimizer_and_schedule
 
@@ -101,6 +101,12 @@ class SystemBase(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.val_curve = list(checkpoint.get("val_curve", []))
+
+    def forward_gmacs(self, input_size: Sequence[int]) -> dict[str, dict[str, float]]:
+        """Forward GMACs per sample of what one training step runs, at ``input_size``: the ``trained``
+        parts (a backward pass follows) and the ``frozen`` ones (a live teacher). summary.json's cost
+        block (segkd.models.complexity.training_cost) multiplies them out."""
+        return {"trained": {MAIN_NET: measure_complexity(self.net, input_size)["gmacs"]}, "frozen": {}}
 
     def run_scores(self) -> dict:
         """What this system adds to summary.json."""

@@ -14,6 +14,7 @@ from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import RescaledTeacher, load_teacher, return_freed_memory
 from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
 from segkd.metrics import NetScores
+from segkd.models import measure_complexity
 from segkd.models.checkpoint import MAIN_NET
 from segkd.systems.base import SystemBase
 from segkd.systems.optim import batches_seen
@@ -187,6 +188,21 @@ class DistillationSystem(SystemBase):
         train_set = datamodule.train_set
         train_set.extras = [e for e in train_set.extras if not isinstance(e, TeacherLogitCache)] + [cache]
         self.teacher_cache_info = cache.summary()
+
+    def forward_gmacs(self, input_size: Sequence[int]) -> dict[str, dict[str, float]]:
+        """The student and the distillation terms are trained; a live teacher runs forward only. A
+        cached teacher runs no pass at training time: its one pass over the train split is the
+        cache's build cost, recorded once in the cache (``build_gmacs``), not charged to each run.
+        Called before fit, while the teacher is still loaded."""
+        forward = super().forward_gmacs(input_size)
+        teacher = self.teacher
+        if teacher is None:
+            raise RuntimeError("forward_gmacs needs the teacher; call it before fit lets a cached teacher go")
+        forward["trained"]["distill_terms"] = self.distiller.terms_gmacs(
+            {"student": self.net, "teacher": teacher}, input_size)
+        if not self.cache_options.get("enabled"):
+            forward["frozen"]["teacher"] = measure_complexity(teacher, input_size)["gmacs"]
+        return forward
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         images, target = batch["image"], batch["mask"]

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
 from segkd.metrics import NetScores
-from segkd.models import build_net
+from segkd.models import build_net, measure_complexity
 from segkd.models.checkpoint import MAIN_NET
 from segkd.systems.base import SystemBase
 from segkd.systems.optim import batches_seen
@@ -83,6 +83,16 @@ class MutualLearningSystem(SystemBase):
 
     def scored_nets(self) -> dict[str, nn.Module]:
         return {MAIN_NET: self.net, **self.peers}
+
+    def forward_gmacs(self, input_size: Sequence[int]) -> dict[str, dict[str, float]]:
+        """Every network is trained (an idle one of an alternating schedule still runs its backward
+        pass, so that DDP sees its parameters used), and so is every pair's distillation terms."""
+        nets = self.scored_nets()
+        trained = {name: measure_complexity(net, input_size)["gmacs"] for name, net in nets.items()}
+        trained["distill_terms"] = sum(
+            self.distillers[pair(i, j)].terms_gmacs({"student": nets[i], "peer": nets[j]}, input_size)
+            for i in nets for j in nets if i != j)
+        return {"trained": trained, "frozen": {}}
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         images, target = batch["image"], batch["mask"]
