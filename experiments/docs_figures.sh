@@ -35,5 +35,5 @@ echo "== docs/METHODS.md: the reference teacher's dark knowledge, and the T^2 gr
 $PY experiments/methods_figures.py --out docs/figures/methods
 
 echo "== docs/METHODS.md: the soft teachers (label smoothing, confidence penalty) and their students"
-# Without every teacher's checkpoint it writes nothing and prints the commands that train them (experiments/kd_protocol.py).
+# Without every teacher's checkpoint it writes nothing and prints the commands that train them (python -m segkd.protocol).
 $PY experiments/teacher_softness.py --out docs/figures/methods

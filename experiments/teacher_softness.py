@@ -14,7 +14,7 @@ here on segkd's own runs:
 2. their students: the paired Δ val mIoU of CWD and logit students of each teacher against the
    scratch students of the same seeds (Student's t 95% CI over seeds, as segkd.compare computes
    it), and, seed by seed, against the students of the reference teacher, from the protocol's
-   summaries (experiments/kd_protocol.py trains these teachers and students; docs/RESULTS.md).
+   summaries (python -m segkd.protocol trains these teachers and students; docs/RESULTS.md).
 
     .venv/bin/python experiments/teacher_softness.py [--teacher NAME=CKPT ...] [--runs DIR]
         [--out docs/figures/methods] [--limit N]
@@ -48,10 +48,10 @@ TEACHERS: dict[str, tuple[Path, str, str]] = {
     "reference": (REPO / ".cache/reference_teachers/synthstreets-s0_n2000-201_128x256-v1/checkpoints/last.ckpt",
                   "python -m segkd.run +experiment=reference_teacher", "cross-entropy"),
     "teacher_ls01": (PROTOCOL / "teacher_ls01/seed0/checkpoints/last.ckpt",
-                     "python experiments/kd_protocol.py --out outputs/kd_protocol_s4 --only teacher_ls01",
+                     "python -m segkd.protocol --out outputs/kd_protocol_s4 --only teacher_ls01",
                      "label smoothing 0.1"),
     "teacher_cp01": (PROTOCOL / "teacher_cp01/seed0/checkpoints/last.ckpt",
-                     "python experiments/kd_protocol.py --out outputs/kd_protocol_s4 --only teacher_cp01",
+                     "python -m segkd.protocol --out outputs/kd_protocol_s4 --only teacher_cp01",
                      "confidence penalty 0.1"),
 }
 #: (paradigm, teacher) -> the protocol folder of its students (docs/results/kd_protocol_s4/runs/...).

@@ -91,6 +91,6 @@ def test_a_missing_teacher_writes_nothing_and_names_its_training_command(ts, tea
     assert ts.main(["--teacher", f"reference={teacher_ckpt}", "--teacher", f"teacher_ls01={missing}",
                     "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "no checkpoint for teacher teacher_ls01" in err and "kd_protocol.py" in err and "--only teacher_ls01" in err
+    assert "no checkpoint for teacher teacher_ls01" in err and "segkd.protocol" in err and "--only teacher_ls01" in err
     assert "teacher reference" not in err and "nothing written" in err
     assert not out.exists(), "a partial measurement must not replace the published one"

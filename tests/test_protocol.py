@@ -1,0 +1,90 @@
+"""python -m segkd.protocol plans its jobs without running them (--dry-run): finished jobs are
+skipped, interrupted ones resume, soft teachers' students point at their teacher's checkpoint and come
+after it, budget curves scale the epochs, and bad requests fail before anything runs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from segkd import protocol
+
+TODO = re.compile(r"^\[todo\] (\S+) seed (\d+)( \(alone: [^)]*\))?: (.*)$")
+
+
+def planned(capsys, alone: bool = False) -> list[tuple]:
+    """(name, seed, command) per planned job; with ``alone``, (name, seed, runs alone) instead."""
+    found = [TODO.match(line) for line in capsys.readouterr().out.splitlines() if line.startswith("[todo] ")]
+    assert all(found), "every [todo] line parses"
+    return [(m[1], m[2], bool(m[3])) if alone else (m[1], m[2], m[4]) for m in found]
+
+
+def test_only_the_first_student_of_each_soft_teacher_runs_alone_to_build_its_cache(tmp_path, capsys):
+    out = tmp_path / "p"
+    assert protocol.main(["--dry-run", "--out", str(out), "--seeds", "1,2", "--only", "cwd_ls01,logits_ls01,cwd_cp01"]) == 0
+    jobs = planned(capsys, alone=True)
+    alone = [(name, seed) for name, seed, by_itself in jobs if by_itself]
+    assert alone == [("cwd_ls01", "1"), ("cwd_cp01", "1")], "logits_ls01 reuses the cache cwd_ls01 built"
+    order = [(name, seed) for name, seed, _ in jobs]
+    assert order[:2] == [("teacher_ls01", "0"), ("teacher_cp01", "0")] and order[2:4] == alone
+
+
+def test_dry_run_skips_finished_jobs_resumes_interrupted_ones_and_orders_soft_teachers_first(tmp_path, capsys):
+    out = tmp_path / "p"
+    (out / "scratch" / "seed1").mkdir(parents=True)
+    (out / "scratch" / "seed1" / "summary.json").write_text("{}")
+    (out / "scratch" / "seed2" / "checkpoints").mkdir(parents=True)
+    (out / "scratch" / "seed2" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    protocol.main(["--dry-run", "--out", str(out), "--seeds", "1,2", "--only", "scratch,cwd_ls01",
+                   "--", "dataset.batch_size=4"])
+    jobs = planned(capsys)
+    assert [(name, seed) for name, seed, _ in jobs] == [
+        ("scratch", "2"), ("teacher_ls01", "0"), ("cwd_ls01", "1"), ("cwd_ls01", "2")]
+    commands = {(name, seed): cmd for name, seed, cmd in jobs}
+    assert f"ckpt_path={out}/scratch/seed2/checkpoints/last.ckpt" in commands[("scratch", "2")]
+    assert "system.loss.label_smoothing=0.1" in commands[("teacher_ls01", "0")]
+    assert f"hydra.run.dir={out}/teacher_ls01/seed0" in commands[("teacher_ls01", "0")]
+    student = commands[("cwd_ls01", "1")]
+    assert f"teacher_ckpt={out}/teacher_ls01/seed0/checkpoints/last.ckpt" in student
+    assert "dataset.batch_size=4" in student and "seed=1" in student
+    assert not (out / "teacher").exists(), "a dry run writes nothing"
+
+
+def test_a_recipe_of_ones_own_cannot_take_a_built_in_name():
+    with pytest.raises(protocol.ProtocolError, match="built-in recipe"):
+        protocol.parse_recipe("cwd_ls01=+experiment=student")
+
+
+def test_a_protocol_without_cached_jobs_runs_none_alone_and_needs_the_teacher_only_for_kd(tmp_path, capsys):
+    protocol.main(["--dry-run", "--out", str(tmp_path / "p"), "--seeds", "6,7", "--only", "encoder,scratch"])
+    out = capsys.readouterr().out
+    assert re.search(r"^\[teacher\] .*reference_teachers/", out, re.M), "encoder KD needs the reference teacher"
+    jobs = [TODO.match(line) for line in out.splitlines() if line.startswith("[todo] ")]
+    assert len(jobs) == 4 and not any(m[3] for m in jobs)
+    protocol.main(["--dry-run", "--out", str(tmp_path / "p"), "--seeds", "6", "--only", "scratch"])
+    assert "[teacher] not needed" in capsys.readouterr().out
+
+
+def test_budgets_scale_the_recipes_epochs_into_jobs_of_their_own(tmp_path, capsys):
+    protocol.main(["--dry-run", "--out", str(tmp_path / "p"), "--seeds", "1", "--only", "scratch,cwd",
+                   "--budgets", "scratch=1,1.25,2", "--budgets", "cwd=4"])
+    jobs = {name: cmd for name, _, cmd in planned(capsys)}
+    assert set(jobs) == {"scratch", "scratch_x1.25", "scratch_x2", "cwd_x4"}, "cwd=4 alone: no 1x cwd"
+    assert "trainer.max_epochs" not in jobs["scratch"]
+    assert "trainer.max_epochs=5" in jobs["scratch_x1.25"] and "trainer.max_epochs=8" in jobs["scratch_x2"]
+    assert "trainer.max_epochs=16" in jobs["cwd_x4"] and f"{tmp_path}/p/cwd_x4/seed1" in jobs["cwd_x4"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only", "cwdd,scratch_"], r"unknown recipe name\(s\) \['cwdd', 'scratch_'\]; the protocol knows \['scratch', "),
+    (["--seeds", "1,1"], r"--seeds 1,1: seed 1 given twice"),
+    (["--budgets", "scratch=0"], r"--budgets takes NAME=M,M,\.\.\. with positive multiples"),
+    (["--budgets", "scratchh=2"], r"unknown recipe name\(s\) \['scratchh'\]"),
+    (["--only", "scratch", "--", "distill_paradigm=cdw"], r"Could not find 'distill_paradigm/cdw'.*overrides: "),
+])
+def test_a_bad_request_fails_before_anything_runs_with_one_line(tmp_path, capsys, args, message):
+    assert protocol.main(["--dry-run", "--out", str(tmp_path / "p"), *args]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("segkd: error: ") and re.search(message, err[0]), err
+    assert not (tmp_path / "p").exists()
