@@ -12,8 +12,17 @@ augmentation (segkd.data.sampling), so a paired difference removes most of the s
 unpaired mean hides. The 95% confidence interval of the mean paired difference uses Student's t with
 n - 1 degrees of freedom; a recipe is "better" or "worse" only when that interval excludes 0.
 
-Writes comparison.json / .csv / .md and two plots (mIoU vs GMACs with the Pareto front, paired
-difference per recipe with its interval) into --out (default: the first DIR).
+Each recipe is also paired at matched cost (``--match compute``, the default, or ``--match wall``):
+with the scratch runs of the same model, data and crop whose training compute (or fit wall time
+without validation; summary.json's ``cost`` block) is the nearest at or above the recipe's own, so
+that "train the student longer" is the baseline a distillation recipe must beat. When no scratch
+budget costs enough, the matched verdict is null with the budget that is missing, never a silent
+fallback. A teacher-logit cache's build is not charged to the runs that read it; its amortised share
+(build GMACs / runs of the comparison that read the cache) is reported beside their cost.
+
+Writes comparison.json / .csv / .md and three plots (mIoU vs GMACs with the Pareto front, paired
+difference per recipe with its interval, mIoU vs training compute with scratch as a curve over its
+budgets) into --out (default: the first DIR).
 """
 
 from __future__ import annotations
@@ -44,6 +53,11 @@ NOT_RECIPE_PREFIXES = ("hydra.", "hydra/", "paths.", "logger.", "callbacks.", "t
 #: must be the same in a recipe and its baseline.
 DISTILL_ONLY_PREFIXES = ("distill_paradigm.", "loss_schedule.", "system.teacher", "system.distill", "system.schedule",
                          "system.peers", "model@system.", "distill_loss@", "teacher_")
+#: What --match pairs on: summary.json's cost.train_gmacs (compute) or cost.train_s (fit wall time
+#: without validation passes, which are the same per epoch for every recipe and are not training).
+MATCH_KEYS = {"compute": "train_gmacs", "wall": "train_s"}
+#: Overrides that set a training budget: the matched-cost baseline may differ in them (only in them).
+BUDGET_KEYS = ("trainer.max_epochs", "trainer.max_steps")
 BETTER, WORSE, SAME, BASELINE, NO_BASELINE = "better", "worse", "not distinguishable", "baseline", "no baseline"
 TEACHER = "teacher"  # a teacher's own runs: listed for reference, compared with nothing
 
@@ -86,6 +100,17 @@ class Run:
 
     def class_iou(self) -> dict[str, Optional[float]]:
         return (self.summary.get("val") or {}).get("IoU") or {}
+
+    def cost(self, by: str) -> Optional[float]:
+        """Training compute (GMACs) or fit wall time without validation (s); None for runs made before
+        summary.json recorded its cost."""
+        cost = self.summary.get("cost") or {}
+        return cost.get(MATCH_KEYS[by])
+
+    def cache(self) -> Optional[tuple[str, float]]:
+        """(cache path, build GMACs) of the teacher-logit cache the run read, if any."""
+        cache = (self.summary.get("cost") or {}).get("teacher_cache") or {}
+        return (str(cache.get("path")), float(cache["build_gmacs"])) if cache.get("build_gmacs") is not None else None
 
 
 def _canonical(override: str) -> str:
@@ -258,12 +283,83 @@ def find_baseline(recipe: Recipe, recipes: Sequence[Recipe], chosen: Optional[st
     return candidates[0]
 
 
+def can_be_matched_baseline_of(base: dict, recipe: dict) -> bool:
+    """Same model, data and crop and supervised settings; the budget may differ."""
+    if not all(base[k] == recipe[k] for k in ("model", "dataset", "input_size")):
+        return False
+    strip = lambda overrides: {o for o in overrides if not _override_key(o).startswith(BUDGET_KEYS)}  # noqa: E731
+    return strip(shared_overrides(base)) == strip(shared_overrides(recipe))
+
+
+def mean_cost(recipe: Recipe, by: str) -> Optional[float]:
+    """The recipe's mean cost over its seeds; None when any run lacks one."""
+    costs = [r.cost(by) for r in recipe.runs.values()]
+    return None if not costs or any(c is None for c in costs) else statistics.fmean(costs)
+
+
+def find_matched_baseline(recipe: Recipe, recipes: Sequence[Recipe], by: str) -> tuple[Optional[Recipe], Optional[str]]:
+    """The scratch recipe whose mean cost is the nearest at or above the recipe's (and why none, if none)."""
+    own = mean_cost(recipe, by)
+    unit = "GMACs of training compute" if by == "compute" else "s of fit wall time without validation"
+    if own is None:
+        return None, f"its runs record no cost.{MATCH_KEYS[by]} (made before summary.json had a cost block)"
+    candidates = [(mean_cost(r, by), r) for r in recipes
+                  if is_scratch(r.fields) and can_be_matched_baseline_of(r.fields, recipe.fields)]
+    priced = [(c, r) for c, r in candidates if c is not None]
+    enough = sorted(((c, r) for c, r in priced if c >= own), key=lambda cr: cr[0])
+    if enough:
+        return enough[0][1], None
+    if not priced:
+        return None, (f"no scratch run of the same model, data and crop records its cost; run the scratch student "
+                      f"at budgets of at least {own:.4g} {unit}")
+    top_cost, top = max(priced, key=lambda cr: cr[0])
+    return None, (f"no scratch budget costs at least the recipe's {own:.4g} {unit}: the largest, '{top.name}' "
+                  f"({top.fields.get('epochs')} epochs), costs {top_cost:.4g}; run the scratch student for at least "
+                  f"{own / top_cost:.2f}x its epochs (python -m segkd.protocol --budgets scratch=...)")
+
+
+def paired_delta(recipe: Recipe, base: Recipe, metric: str) -> dict:
+    """Seed-by-seed difference from ``base``: n, mean, std, 95% CI and verdict."""
+    scores = {s: r.miou(metric) for s, r in recipe.runs.items() if r.miou(metric) is not None}
+    base_scores = {s: r.miou(metric) for s, r in base.runs.items() if r.miou(metric) is not None}
+    paired = sorted((s for s in scores if s in base_scores), key=str)
+    diffs = [scores[s] - base_scores[s] for s in paired]
+    out = {"n_paired": len(paired), "paired_seeds": paired,
+           "unpaired_seeds": sorted((s for s in scores if s not in base_scores), key=str),
+           "delta_mean": None, "delta_std": None, "delta_ci95": None, "verdict": NO_BASELINE}
+    if diffs:
+        low, high = t_interval(diffs)
+        out.update(delta_mean=statistics.fmean(diffs), delta_std=statistics.stdev(diffs) if len(diffs) > 1 else None,
+                   delta_ci95=None if math.isnan(low) else [low, high], verdict=verdict(low, high))
+    return out
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a is not None and b else None
+
+
+def _cache_shares(recipes: Sequence[Recipe]) -> dict[str, float]:
+    """Each cache's build GMACs divided by the runs of this comparison that read it."""
+    readers: dict[str, list[float]] = defaultdict(list)
+    for recipe in recipes:
+        for run in recipe.runs.values():
+            if run.cache() is not None:
+                path, build = run.cache()
+                readers[path].append(build)
+    return {path: builds[0] / len(builds) for path, builds in readers.items()}
+
+
 def _mean(values: Sequence[float]) -> Optional[float]:
     return statistics.fmean(values) if values else None
 
 
-def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: str = "final") -> list[dict]:
-    """One row per recipe: its scores, and its paired difference from its baseline."""
+def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: str = "final",
+            match: str = "compute") -> list[dict]:
+    """One row per recipe: its scores, its cost, and its paired difference from its baseline at equal
+    budget and from the scratch budget of matched cost (``match``: compute or wall)."""
+    if match not in MATCH_KEYS:
+        raise ValueError(f"unknown --match '{match}'; choose one of {list(MATCH_KEYS)}")
+    shares = _cache_shares(recipes)
     rows = []
     for recipe in recipes:
         scores = {s: r.miou(metric) for s, r in recipe.runs.items() if r.miou(metric) is not None}
@@ -283,30 +379,46 @@ def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: s
             "baseline": base.name if base is not None else None,
             "n_paired": 0, "unpaired_seeds": [], "delta_mean": None, "delta_std": None,
             "delta_ci95": None, "verdict": NO_BASELINE, "per_class_delta": {},
+            "per_seed": {str(sd): {"mIoU": r.miou(metric), "train_gmacs": r.cost("compute"), "train_s": r.cost("wall")}
+                         for sd, r in recipe.runs.items()},
+            "cost": {"train_gmacs": mean_cost(recipe, "compute"), "train_s": mean_cost(recipe, "wall"),
+                     "cache_share_gmacs": _mean([shares[r.cache()[0]] for r in recipe.runs.values()
+                                                 if r.cache() is not None]) if any(
+                         r.cache() is not None for r in recipe.runs.values()) else None},
+            "cost_ratio": None, "matched": None,
         }
         if recipe.fields.get("teacher"):
             row.update(verdict=TEACHER, baseline=None)
         elif base is recipe:
             row.update(verdict=BASELINE, n_paired=len(scores), delta_mean=0.0)
         elif base is not None:
-            base_scores = {s: r.miou(metric) for s, r in base.runs.items() if r.miou(metric) is not None}
-            paired = sorted((s for s in scores if s in base_scores), key=str)
-            row["unpaired_seeds"] = sorted((s for s in scores if s not in base_scores), key=str)
-            diffs = [scores[s] - base_scores[s] for s in paired]
-            row["n_paired"] = len(paired)
-            if diffs:
-                low, high = t_interval(diffs)
-                row.update(
-                    delta_mean=statistics.fmean(diffs),
-                    delta_std=statistics.stdev(diffs) if len(diffs) > 1 else None,
-                    delta_ci95=None if math.isnan(low) else [low, high],
-                    verdict=verdict(low, high),
-                    per_class_delta=_per_class_delta(recipe, base, paired),
-                )
+            delta = paired_delta(recipe, base, metric)
+            row.update({k: v for k, v in delta.items() if k != "paired_seeds"})
+            if delta["n_paired"]:
+                row["per_class_delta"] = _per_class_delta(recipe, base, delta["paired_seeds"])
+            row["cost_ratio"] = {by: _ratio(mean_cost(recipe, by), mean_cost(base, by)) for by in MATCH_KEYS}
+        if not recipe.fields.get("teacher") and not is_scratch(recipe.fields) and baseline is None:
+            row["matched"] = _matched(recipe, recipes, metric, match)
         rows.append(row)
     order = {TEACHER: 0, BASELINE: 1}
     return sorted(rows, key=lambda r: (order.get(r["verdict"], 2), -(r["delta_mean"] if r["delta_mean"] is not None else -1e9),
                                        -(r["miou_mean"] or 0)))
+
+
+def _matched(recipe: Recipe, recipes: Sequence[Recipe], metric: str, by: str) -> dict:
+    base, reason = find_matched_baseline(recipe, recipes, by)
+    out = {"by": by, "baseline": None, "baseline_cost_ratio": None, "n_paired": 0, "delta_mean": None,
+           "delta_ci95": None, "verdict": None, "reason": reason}
+    if base is None:
+        return out
+    delta = paired_delta(recipe, base, metric)
+    out.update(baseline=base.name, baseline_cost_ratio=_ratio(mean_cost(base, by), mean_cost(recipe, by)),
+               n_paired=delta["n_paired"], delta_mean=delta["delta_mean"], delta_ci95=delta["delta_ci95"])
+    if delta["n_paired"]:
+        out["verdict"] = delta["verdict"]
+    else:
+        out["reason"] = f"the matched baseline '{base.name}' has none of the recipe's seeds {sorted(recipe.runs, key=str)}"
+    return out
 
 
 def _per_class_delta(recipe: Recipe, base: Recipe, seeds: Sequence[Any]) -> dict[str, Optional[float]]:
@@ -330,19 +442,38 @@ def _pct(value: Optional[float], signed: bool = False) -> str:
     return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
 
 
+def _ci(ci: Optional[Sequence[float]]) -> str:
+    return "—" if not ci else f"[{_pct(ci[0], True)}, {_pct(ci[1], True)}]"
+
+
+def _times(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
 def markdown(rows: Sequence[dict], metric: str) -> str:
+    match = next((r["matched"]["by"] for r in rows if r.get("matched")), "compute")
     head = (f"Val mIoU ({metric}) in %, mean ± std over seeds; Δ = paired difference from the baseline's same seeds, "
-            "mean and 95% CI (Student's t).\n\n"
-            "| recipe | seeds | mIoU | Δ vs baseline | 95% CI | verdict | params (M) | GMACs | teacher mIoU |\n"
-            "|---|---|---|---|---|---|---|---|---|\n")
+            "mean and 95% CI (Student's t). Equal budget: the scratch student of the same epochs. Matched cost: the "
+            f"scratch budget whose training {match} is the nearest at or above the recipe's. Cost ×: the recipe's "
+            "training compute / wall time over its equal-budget baseline's.\n\n"
+            "| recipe | seeds | mIoU | Δ equal budget [95% CI] | verdict | cost × (compute / wall) "
+            f"| Δ matched {match} [95% CI] | verdict | matched baseline | params (M) | GMACs | teacher mIoU |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
-        ci = "—" if not r["delta_ci95"] else f"[{_pct(r['delta_ci95'][0], True)}, {_pct(r['delta_ci95'][1], True)}]"
         paired = f"{r['n_seeds']}" + (f" ({r['n_paired']} paired)" if r["n_paired"] != r["n_seeds"] and r["baseline"] else "")
         std = f" ± {_pct(r['miou_std'])}" if r["miou_std"] is not None else ""
+        ratio = r.get("cost_ratio") or {}
+        matched = r.get("matched") or {}
+        m_delta = f"{_pct(matched.get('delta_mean'), True)} {_ci(matched.get('delta_ci95'))}" if matched.get("baseline") else "—"
+        m_base = (f"{matched['baseline']} ({_times(matched.get('baseline_cost_ratio'))} cost)"
+                  if matched.get("baseline") else "—")
         lines.append(
-            f"| {r['recipe']} | {paired} | {_pct(r['miou_mean'])}{std} | {_pct(r['delta_mean'], True)} | {ci} | {r['verdict']} "
-            f"| {(r['params'] or 0) / 1e6:.2f} | {r['gmacs'] if r['gmacs'] is not None else float('nan'):.3f} | {_pct(r['teacher_miou'])} |"
+            f"| {r['recipe']} | {paired} | {_pct(r['miou_mean'])}{std} | {_pct(r['delta_mean'], True)} {_ci(r['delta_ci95'])} "
+            f"| {r['verdict']} | {_times(ratio.get('compute'))} / {_times(ratio.get('wall'))} | {m_delta} "
+            f"| {matched.get('verdict') or ('no matched baseline' if matched else '—')} | {m_base} "
+            f"| {(r['params'] or 0) / 1e6:.2f} | {r['gmacs'] if r['gmacs'] is not None else float('nan'):.3f} "
+            f"| {_pct(r['teacher_miou'])} |"
         )
     notes = []
     for r in rows:
@@ -350,8 +481,16 @@ def markdown(rows: Sequence[dict], metric: str) -> str:
             notes.append(f"- {r['recipe']}: seeds {r['unpaired_seeds']} have no baseline run with the same seed and are not in Δ.")
         if r["verdict"] == NO_BASELINE:
             notes.append(f"- {r['recipe']}: no scratch baseline with the same model, data, epochs and crop.")
+        if (r.get("matched") or {}).get("reason"):
+            notes.append(f"- {r['recipe']}: no matched-cost verdict: {r['matched']['reason']}.")
+        share = (r.get("cost") or {}).get("cache_share_gmacs")
+        if share is not None:
+            notes.append(f"- {r['recipe']}: reads a teacher-logit cache; its build, shared by the runs here that read it, "
+                         f"adds {share:.4g} GMACs per run ({share / r['cost']['train_gmacs']:.1%} of the run's own "
+                         "training compute), not in its cost." if r["cost"].get("train_gmacs") else "")
     baselines = sorted({r["baseline"] for r in rows if r["baseline"]})
     tail = "\n\nBaseline(s): " + "; ".join(baselines) if baselines else ""
+    notes = [n for n in notes if n]
     return head + "\n".join(lines) + tail + ("\n\n" + "\n".join(notes) if notes else "") + "\n"
 
 
@@ -369,13 +508,22 @@ def per_class_markdown(rows: Sequence[dict]) -> str:
 def write_csv(rows: Sequence[dict], path: Path) -> None:
     columns = ["recipe", "experiment", "model", "dataset", "paradigm", "schedule", "epochs", "n_seeds", "n_paired",
                "miou_mean", "miou_std", "delta_mean", "delta_std", "delta_ci95_low", "delta_ci95_high", "verdict",
+               "train_gmacs", "train_s", "cost_ratio_compute", "cost_ratio_wall", "matched_by", "matched_baseline",
+               "matched_delta_mean", "matched_ci95_low", "matched_ci95_high", "matched_verdict",
                "params", "gmacs", "teacher_miou", "baseline"]
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
             ci = r["delta_ci95"] or [None, None]
-            writer.writerow({**r, "delta_ci95_low": ci[0], "delta_ci95_high": ci[1]})
+            matched, ratio, cost = r.get("matched") or {}, r.get("cost_ratio") or {}, r.get("cost") or {}
+            mci = matched.get("delta_ci95") or [None, None]
+            writer.writerow({**r, "delta_ci95_low": ci[0], "delta_ci95_high": ci[1],
+                             "train_gmacs": cost.get("train_gmacs"), "train_s": cost.get("train_s"),
+                             "cost_ratio_compute": ratio.get("compute"), "cost_ratio_wall": ratio.get("wall"),
+                             "matched_by": matched.get("by"), "matched_baseline": matched.get("baseline"),
+                             "matched_delta_mean": matched.get("delta_mean"), "matched_ci95_low": mci[0],
+                             "matched_ci95_high": mci[1], "matched_verdict": matched.get("verdict")})
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -413,6 +561,7 @@ def plot(rows: Sequence[dict], out: Path) -> list[Path]:
         written.append(out / "miou_vs_gmacs.png")
         fig.savefig(written[-1], dpi=120)
         plt.close(fig)
+    written += plot_cost_curve(rows, out)
     deltas = [r for r in rows if r["delta_mean"] is not None and r["verdict"] not in (BASELINE, TEACHER)]
     if deltas:
         fig, ax = plt.subplots(figsize=(7, 0.45 * len(deltas) + 1.5))
@@ -434,12 +583,46 @@ def plot(rows: Sequence[dict], out: Path) -> list[Path]:
     return written
 
 
+def plot_cost_curve(rows: Sequence[dict], out: Path) -> list[Path]:
+    """mIoU vs training compute: each recipe's seeds as points and its mean with a 95% CI bar; the
+    scratch student's budgets joined into a curve, the answer to "just train the student longer"."""
+    import matplotlib.pyplot as plt
+
+    priced = [r for r in rows if r["verdict"] != TEACHER and (r.get("cost") or {}).get("train_gmacs")]
+    if not priced:
+        return []
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    scratch = sorted((r for r in priced if is_scratch(r)), key=lambda r: r["cost"]["train_gmacs"])
+    others = [r for r in priced if not is_scratch(r)]
+    for r in priced:
+        seeds = [v for v in r["per_seed"].values() if v["train_gmacs"] and v["mIoU"] is not None]
+        ax.scatter([v["train_gmacs"] for v in seeds], [100 * v["mIoU"] for v in seeds], s=8, alpha=0.35,
+                   color="k" if r in scratch else None)
+    if scratch:
+        xs = [r["cost"]["train_gmacs"] for r in scratch]
+        ax.plot(xs, [100 * r["miou_mean"] for r in scratch], "k-o", lw=1.5, label="scratch student (budgets)")
+    for r in others:
+        half = (t_interval([v["mIoU"] for v in r["per_seed"].values() if v["mIoU"] is not None]))
+        err = 0 if math.isnan(half[0]) else 100 * (half[1] - half[0]) / 2
+        ax.errorbar(r["cost"]["train_gmacs"], 100 * r["miou_mean"], yerr=err, fmt="s", capsize=3,
+                    label=r["recipe"].replace("offline_kd/", "")[:60])
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute per run (GMACs: 3x forward of what trains + a live teacher's forward)")
+    ax.set_ylabel("val mIoU (%)")
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    path = out / "miou_vs_training_compute.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return [path]
+
+
 def report(dirs: Sequence[str | Path], out: Optional[str | Path] = None, baseline: Optional[str] = None,
-           metric: str = "final", plots: bool = True) -> list[dict]:
+           metric: str = "final", plots: bool = True, match: str = "compute") -> list[dict]:
     """Compare, write every report file, and return the rows (what comparison.json holds)."""
     if metric not in ("final", "best"):
         raise ValueError(f"unknown metric '{metric}'; choose final or best")
-    rows = compare(group(load_runs(dirs)), baseline, metric)
+    rows = compare(group(load_runs(dirs)), baseline, metric, match)
     out = Path(out if out is not None else dirs[0])
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(json.dumps(rows, indent=2) + "\n")
@@ -460,11 +643,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", help="where to write the reports (default: the first dir)")
     parser.add_argument("--metric", default="final", choices=("final", "best"),
                         help="final val mIoU (default) or the best epoch's")
+    parser.add_argument("--match", default="compute", choices=tuple(MATCH_KEYS),
+                        help="pair each recipe with the scratch budget of at least its training compute (default) "
+                             "or fit wall time")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        report(args.dirs, args.out, args.baseline, args.metric, plots=not args.no_plots)
+        report(args.dirs, args.out, args.baseline, args.metric, plots=not args.no_plots, match=args.match)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

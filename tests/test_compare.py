@@ -181,3 +181,94 @@ def test_runs_made_under_different_defaults_are_different_recipes(tmp_path):
     assert old["n_seeds"] == new["n_seeds"] == 3
     assert old["delta_mean"] == pytest.approx(0.01) and new["delta_mean"] == pytest.approx(0.03)
     assert rows["student/student_mnv2"]["n_seeds"] == 3  # the scratch runs record nothing and stay one recipe
+
+
+# ----------------------------------------------------------------------------- matched cost
+
+def write_costed(root: Path, name: str, seed: int, miou: float, experiment: str, epochs: int, gmacs: float,
+                 seconds: float, paradigm: str | None = None, cache: tuple[str, float] | None = None) -> None:
+    overrides = () if epochs == 4 else (f"trainer.max_epochs={epochs}",)
+    write_summary(root, name, seed, miou, experiment, paradigm, overrides=overrides)
+    path = root / name / f"s{seed}" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["epochs"] = epochs
+    summary["cost"] = {"train_gmacs": gmacs, "train_s": seconds}
+    if cache is not None:
+        summary["cost"]["teacher_cache"] = {"path": cache[0], "build_gmacs": cache[1]}
+    path.write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def budgets(tmp_path) -> Path:
+    scratch = {4: {1: 0.20, 2: 0.22, 3: 0.21}, 8: {1: 0.24, 2: 0.25, 3: 0.23}, 16: {1: 0.26, 2: 0.26, 3: 0.27}}
+    for epochs, scores in scratch.items():
+        for s, m in scores.items():
+            write_costed(tmp_path, f"scratch{epochs}", s, m, "student", epochs, gmacs=25.0 * epochs, seconds=2.5 * epochs)
+    # live KD, 4 epochs: 1.5x the compute of scratch (150 GMACs), 2.5x its wall time (25 s)
+    for s, m in {1: 0.26, 2: 0.27, 3: 0.245}.items():
+        write_costed(tmp_path, "live", s, m, "offline_kd", 4, gmacs=150.0, seconds=25.0, paradigm="encoder")
+    # cached KD: the compute of scratch, a little more wall; its cache (60 GMACs) read by its 3 runs
+    for s, m in {1: 0.23, 2: 0.24, 3: 0.22}.items():
+        write_costed(tmp_path, "cached", s, m, "offline_kd", 4, gmacs=100.0, seconds=11.0, paradigm="cwd",
+                     cache=("/c/cache-a", 60.0))
+    # too expensive for any scratch budget here
+    for s in (1, 2, 3):
+        write_costed(tmp_path, "huge", s, 0.3, "offline_kd", 16, gmacs=500.0, seconds=60.0, paradigm="logits")
+    return tmp_path
+
+
+def test_matched_cost_pairing_delta_ci_and_verdict_by_hand(budgets):
+    rows = {r["recipe"]: r for r in compare.report([budgets], plots=True)}
+    live = rows["offline_kd/student_mnv2/encoder"]
+    # equal budget: vs scratch at 4 epochs; cost ratio 150/100 compute, 25/10 wall
+    assert live["baseline"] == "student/student_mnv2"
+    assert live["cost_ratio"] == {"compute": pytest.approx(1.5), "wall": pytest.approx(2.5)}
+    assert live["delta_mean"] == pytest.approx((0.06 + 0.05 + 0.035) / 3)
+    # matched compute: the nearest scratch budget at or above 150 GMACs is 8 epochs (200), not 16 (400)
+    matched = live["matched"]
+    assert matched["by"] == "compute" and matched["baseline"] == "student/student_mnv2 trainer.max_epochs=8"
+    assert matched["baseline_cost_ratio"] == pytest.approx(200 / 150)
+    diffs = [0.26 - 0.24, 0.27 - 0.25, 0.245 - 0.23]  # 0.02, 0.02, 0.015
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    half = T_975_DF2 * sd / math.sqrt(3)
+    assert matched["n_paired"] == 3 and matched["delta_mean"] == pytest.approx(mean)
+    assert matched["delta_ci95"] == pytest.approx([mean - half, mean + half])
+    assert matched["verdict"] == "better" and matched["reason"] is None
+    assert (budgets / "miou_vs_training_compute.png").stat().st_size > 0
+    md = (budgets / "comparison.md").read_text()
+    assert "| 1.50x / 2.50x |" in md and "student/student_mnv2 trainer.max_epochs=8 (1.33x cost)" in md
+
+
+def test_matched_wall_time_pairs_with_another_budget(budgets):
+    rows = {r["recipe"]: r for r in compare.report([budgets], plots=False, match="wall")}
+    matched = rows["offline_kd/student_mnv2/encoder"]["matched"]
+    assert matched["by"] == "wall" and matched["baseline"] == "student/student_mnv2 trainer.max_epochs=16"
+    diffs = [0.26 - 0.26, 0.27 - 0.26, 0.245 - 0.27]
+    assert matched["delta_mean"] == pytest.approx(sum(diffs) / 3) and matched["verdict"] == "not distinguishable"
+
+
+def test_a_recipe_no_scratch_budget_matches_gets_no_verdict_and_the_missing_budget(budgets):
+    rows = {r["recipe"]: r for r in compare.report([budgets], plots=False)}
+    huge = rows["offline_kd/student_mnv2/logits trainer.max_epochs=16"]
+    assert huge["matched"]["verdict"] is None and huge["matched"]["baseline"] is None
+    reason = huge["matched"]["reason"]
+    assert "the largest, 'student/student_mnv2 trainer.max_epochs=16' (16 epochs), costs 400" in reason
+    assert "at least 1.25x its epochs" in reason and "500" in reason
+    assert huge["verdict"] == "better", "at equal epochs it still pairs with the 16-epoch scratch student"
+    assert "no matched-cost verdict: no scratch budget costs at least" in (budgets / "comparison.md").read_text()
+
+
+def test_a_cached_teacher_costs_its_runs_nothing_and_its_build_is_shared(budgets):
+    rows = {r["recipe"]: r for r in compare.report([budgets], plots=False)}
+    cached = rows["offline_kd/student_mnv2/cwd"]
+    assert cached["matched"]["baseline"] == "student/student_mnv2", "equal compute matches the equal budget"
+    assert cached["cost"]["cache_share_gmacs"] == pytest.approx(60.0 / 3)
+    assert cached["cost_ratio"]["compute"] == pytest.approx(1.0)
+    assert rows["student/student_mnv2"]["matched"] is None, "a scratch budget is a baseline, not a recipe"
+
+
+def test_runs_without_a_cost_block_say_so(tree):
+    rows = compare.report([tree], plots=False)
+    found = by_paradigm(rows)
+    assert "no cost.train_gmacs" in found[("logits", ())]["matched"]["reason"]
