@@ -3,7 +3,7 @@
     .venv/bin/python experiments/reliability_messages.py [--out outputs/reliability]
 
 Each case is the command line's overrides, run in this process through the same path as
-``python -m segkd.run`` (config composed by Hydra, ``segkd.errors.errors_in_one_line``), on a tiny
+``python -m segkd.run`` (config composed by Hydra, ``segkd.runtime.errors.errors_in_one_line``), on a tiny
 SynthStreets and a tiny teacher written under --out, so the table is made in about a minute. The
 second table does the same for ``python -m segkd.evaluate`` and ``python -m segkd.predict`` (their
 own configs, the same ``errors_in_one_line``), on the same data and teacher and a few files written
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from segkd.config import compose_config, compose_train_config
-from segkd.errors import errors_in_one_line
 from segkd.evaluate import evaluate
 from segkd.predict import predict
+from segkd.runtime.errors import errors_in_one_line
 from segkd.train import train
 
 TINY = ["dataset.prepare.num_train=16", "dataset.prepare.num_val=5", "dataset.prepare.height=64",

@@ -32,7 +32,7 @@ from segkd.analysis.dataset_stats import (AREA_BIN_EDGES, AREA_PERCENTILES, CITY
 from segkd.config import build
 from segkd.data import CityscapesDataset, DatasetError, SegmentationFolder
 from segkd.data.class_stats import class_statistics
-from segkd.errors import errors_in_one_line
+from segkd.runtime.errors import errors_in_one_line
 
 REPORT_FILE, STATS_FILE, WEIGHTS_FILE = "report.md", "stats.json", "class_weights.json"
 FIGURES = {

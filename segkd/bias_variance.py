@@ -33,11 +33,11 @@ from torch.utils.data import DataLoader
 
 from segkd.analysis.bias_variance import TERMS, BiasVariance
 from segkd.config import build, to_plain
-from segkd.errors import errors_in_one_line
 from segkd.inference import EvaluationSet, SegmentationPredictor
 from segkd.metrics import SegmentationMetrics
 from segkd.models.checkpoint import load_net, read_checkpoint
 from segkd.inference.devices import resolve_device
+from segkd.runtime.errors import errors_in_one_line
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "bias_variance.json", "bias_variance.md", "bias_variance.png"
 MEMBER_HINT = "each member of a group must be a segkd checkpoint, e.g. outputs/<task>/runs/<time>/checkpoints/last.ckpt"

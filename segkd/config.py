@@ -18,7 +18,7 @@ OmegaConf.register_new_resolver("basename", lambda path: Path(str(path)).name, r
 
 #: This process's run id: its start time to the second plus a random suffix, so that two runs (or two
 #: sweeps) started in the same second never share an output dir. One value per process: every job of
-#: a sweep shares its sweep's dir, and DDP ranks > 0 are handed their job's dir (segkd.processes).
+#: a sweep shares its sweep's dir, and DDP ranks > 0 are handed their job's dir (segkd.runtime.processes).
 RUN_ID = f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(2)}"
 OmegaConf.register_new_resolver("run_id", lambda: RUN_ID, replace=True)
 
@@ -76,12 +76,12 @@ def build(node: Any, **kwargs: Any) -> Any:
     Hydra wraps every exception in an InstantiationException with a framework preamble, once per
     nested node; the messages segkd writes (bad dataset root, unknown encoder, teacher mismatch,
     unknown hook path) are meant to be the one line a user reads, so they are re-raised unwrapped
-    (segkd.errors finds them at any depth). Errors from elsewhere keep Hydra's wrapping.
+    (segkd.runtime.errors finds them at any depth). Errors from elsewhere keep Hydra's wrapping.
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from segkd.errors import users_error
+    from segkd.runtime.errors import users_error
 
     try:
         return instantiate(node, **kwargs)

@@ -25,11 +25,11 @@ from rich.table import Table
 from torch.utils.data import DataLoader
 
 from segkd.config import build, to_plain
-from segkd.errors import errors_in_one_line
 from segkd.inference import BenchmarkWriter, EvaluationSet, Evaluator, OverlayWriter, SegmentationPredictor
 from segkd.inference.checkpoint import network_from
 from segkd.inference.writers import prediction_format
-from segkd.processes import argv_for_ddp_child, ddp_job_scope, save_job_config
+from segkd.runtime.errors import errors_in_one_line
+from segkd.runtime.processes import argv_for_ddp_child, ddp_job_scope, save_job_config
 
 METRICS_FILE = "metrics.json"
 
@@ -72,7 +72,7 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = DataLoader(EvaluationSet(folder, datamodule.mean, datamodule.std), batch_size=cfg.batch_size,
                         shuffle=False, num_workers=cfg.num_workers)
 
-    # DDP ranks > 0 rebuild this job from its resolved config and write into this run dir (segkd.processes).
+    # DDP ranks > 0 rebuild this job from its resolved config and write into this run dir (segkd.runtime.processes).
     save_job_config(cfg, output_dir)
     start = time.perf_counter()
     with ddp_job_scope(output_dir):

@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from segkd.analysis.onnx_export import check_parity, export_onnx, onnx_session, parity
-from segkd.errors import errors_in_one_line
 from segkd.inference.checkpoint import network_from
+from segkd.runtime.errors import errors_in_one_line
 
 
 def run_dir_of(ckpt_path: Path) -> Path:

@@ -30,7 +30,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from segkd.config import to_plain
-from segkd.errors import errors_in_one_line
 from segkd.inference import SegmentationPredictor, colorize, overlay
 from segkd.inference.drawing import check_alpha
 from segkd.inference.checkpoint import network_from
@@ -38,6 +37,7 @@ from segkd.inference.data import normalize, to_input
 from segkd.inference.devices import resolve_device
 from segkd.inference.sources import Input, InputError, UnreadableInput, find_inputs, video_frames
 from segkd.inference.writers import write_image
+from segkd.runtime.errors import errors_in_one_line
 
 VIDEO_CODEC = "mp4v"
 

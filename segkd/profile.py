@@ -25,10 +25,10 @@ from torch import nn
 
 from segkd.analysis.profiling import BACKENDS, complexity_at, latency_row, layer_table, make_runner, time_runners, workdir
 from segkd.config import CONF_DIR, to_plain
-from segkd.errors import errors_in_one_line
 from segkd.export import check_input_size, run_dir_of
 from segkd.inference.devices import resolve_device
 from segkd.models import build_net
+from segkd.runtime.errors import errors_in_one_line
 from segkd.summary import write_summary
 
 log = logging.getLogger(__name__)

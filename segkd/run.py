@@ -9,8 +9,8 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig
 
-from segkd.errors import errors_in_one_line
-from segkd.processes import argv_for_ddp_child
+from segkd.runtime.errors import errors_in_one_line
+from segkd.runtime.processes import argv_for_ddp_child
 from segkd.train import train
 
 # conf/hydra/launcher/submitit_{slurm,local}.yaml keep the plugin's names (so `hydra/launcher=submitit_slurm`
@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStor
 def main(cfg: DictConfig) -> Optional[float]:
     """Train, and hand the val mIoU back to Hydra: a sweeper (Optuna) maximises what the job returns.
 
-    segkd's own errors (data, config, checkpoints) end the run with their one line (segkd.errors).
+    segkd's own errors (data, config, checkpoints) end the run with their one line (segkd.runtime.errors).
     """
     with errors_in_one_line():
         return val_miou(train(cfg))

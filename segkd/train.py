@@ -18,15 +18,15 @@ from omegaconf import DictConfig
 
 from segkd.callbacks import EpochTimer, GradientBalance
 from segkd.callbacks.preemption import last_checkpoint_path
-from segkd.cluster import cluster_plugins
 from segkd.config import build, to_plain
 from segkd.data.sampling import plan_batches
-from segkd.loggers import CSVLogger
 from segkd.models import measure_complexity
 from segkd.models.complexity import training_cost
 from segkd.models.checkpoint import check_resumable
-from segkd.processes import RESOLVED_CONFIG, ddp_job_scope, save_job_config
-from segkd.provenance import provenance
+from segkd.runtime.cluster import cluster_plugins
+from segkd.runtime.loggers import CSVLogger
+from segkd.runtime.processes import RESOLVED_CONFIG, ddp_job_scope, save_job_config
+from segkd.runtime.provenance import provenance
 from segkd.summary import print_summary, recipe_config, write_summary
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from segkd.analyze import FIGURES, REPORT_FILE, STATS_FILE, WEIGHTS_FILE, analyz
 from segkd.config import build, compose_config
 from segkd.data.class_stats import class_statistics
 from segkd.data.labels import CLASS_NAMES, ID_BY_NAME, RAW_TO_TRAIN
-from segkd.errors import errors_in_one_line
 from segkd.losses.class_weights import class_weights
+from segkd.runtime.errors import errors_in_one_line
 
 from conftest import random_image, write_bdd_tree, write_png
 

@@ -13,7 +13,7 @@ import torch
 from segkd.analysis.bias_variance import BiasVariance, pixel_terms
 from segkd.bias_variance import bias_variance, expand_groups
 from segkd.config import compose_config
-from segkd.errors import errors_in_one_line
+from segkd.runtime.errors import errors_in_one_line
 
 from conftest import FAST, compose_train, with_classes
 

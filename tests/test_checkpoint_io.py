@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from segkd.checkpoint_io import AtomicCheckpointIO
+from segkd.runtime.checkpoint_io import AtomicCheckpointIO
 from segkd.train import train
 
 from conftest import ROOT
@@ -64,7 +64,7 @@ def test_a_save_that_fails_half_way_keeps_the_previous_checkpoint_and_no_temp(tm
 
 KILLED_SAVE = """
 import os, signal, sys, torch
-from segkd.checkpoint_io import save_atomically
+from segkd.runtime.checkpoint_io import save_atomically
 
 def save(obj, f):  # killed (preemption, OOM killer) with half a checkpoint written
     f.write(b"PK" + b"\\0" * 100000)

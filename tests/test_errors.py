@@ -10,7 +10,7 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from segkd.errors import errors_in_one_line, users_error
+from segkd.runtime.errors import errors_in_one_line, users_error
 from segkd.train import train
 
 from conftest import FAST, ROOT

@@ -17,10 +17,10 @@ from torch import nn
 
 from segkd.config import compose_config
 from segkd.data.labels import CATEGORIES, CLASS_NAMES, LABELS, TRAIN_TO_ID
-from segkd.errors import errors_in_one_line
 from segkd.evaluate import evaluate
 from segkd.inference import SegmentationPredictor
 from segkd.models import build_net
+from segkd.runtime.errors import errors_in_one_line
 
 from conftest import FAST, ROOT, random_image, with_classes, write_bdd_tree, write_png
 

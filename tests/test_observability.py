@@ -13,9 +13,9 @@ import torch
 from torchmetrics.classification import MulticlassCalibrationError
 
 from segkd.config import CONF_DIR, compose_train_config
-from segkd.loggers import choose_mode
 from segkd.metrics.calibration import CalibrationBins
 from segkd.metrics.segmentation import class_errors
+from segkd.runtime.loggers import choose_mode
 from segkd.train import run_identity, train
 from segkd.visual.knowledge import AGREEMENT, teacher_maps
 from segkd.visual.maps import normalise

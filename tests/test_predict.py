@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from segkd.config import compose_config
-from segkd.errors import errors_in_one_line
 from segkd.inference.drawing import PALETTE
 from segkd.predict import predict
+from segkd.runtime.errors import errors_in_one_line
 
 from conftest import random_image, write_png
 

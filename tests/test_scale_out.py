@@ -248,7 +248,7 @@ def test_optuna_search_trains_one_trial_on_every_rank_and_resumes_its_study(tmp_
 
 
 def test_a_job_whose_trainer_disagrees_with_its_launcher_tasks_is_refused(monkeypatch):
-    from segkd.cluster import SubmititEnvironment, cluster_plugins
+    from segkd.runtime.cluster import SubmititEnvironment, cluster_plugins
 
     monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
     assert cluster_plugins() == [], "outside a launcher Lightning starts its own processes"

@@ -4,7 +4,7 @@ Hydra instantiates launchers from the ``hydra_plugins`` namespace only, hence th
 runs every job (and every task of a job, and every requeued run) in a new process, where Hydra
 composes the job's config again: ``${run_id:}`` in the sweep dir would then name a new folder per
 process. The dir is resolved once, in the launching process, and handed to the jobs as an override.
-Ranks and resume are segkd.cluster's.
+Ranks and resume are segkd.runtime.cluster's.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Each epoch is one seeded permutation cut into global batches (the incomplete las
 optimizer step k trains on global batch k, of which rank r takes the r-th contiguous share. One
 process with a batch of 16 and four with 4 each (or two with 4 and two accumulation steps)
 therefore see the same images at every step, which is what makes a recipe's result independent of
-the GPU count (the loss is normalised over the whole global batch too: segkd.distributed).
+the GPU count (the loss is normalised over the whole global batch too: segkd.runtime.distributed).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ def network_from(ckpt_path: Optional[str | Path], name: str = MAIN_NET) -> tuple
     """Network ``name`` of a segkd checkpoint (in eval mode), its model spec and the checkpoint's absolute path.
 
     Missing, empty, truncated or foreign files and unknown network names each raise an error that
-    names the file and the key to change (segkd.errors prints it as one line).
+    names the file and the key to change (segkd.runtime.errors prints it as one line).
     """
     if not ckpt_path:
         raise ValueError(f"no checkpoint given; {CKPT_HINT}")

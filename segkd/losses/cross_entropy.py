@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segkd.distributed import kth_smallest_over_processes, mean_over_processes, sum_over_processes
 from segkd.losses.class_weights import WEIGHTING_SCHEMES
 from segkd.losses.softmax import entropy, tempered_log_softmax
+from segkd.runtime.distributed import kth_smallest_over_processes, mean_over_processes, sum_over_processes
 
 
 class SegmentationCrossEntropy(nn.Module):
@@ -24,7 +24,7 @@ class SegmentationCrossEntropy(nn.Module):
     so easy road and sky pixels stop dominating the gradient.
 
     In training, the normaliser (the valid pixels' weight) and OHEM's threshold are taken over the
-    whole global batch, all DDP processes together (segkd.distributed), so the loss does not depend
+    whole global batch, all DDP processes together (segkd.runtime.distributed), so the loss does not depend
     on how the batch is split over GPUs. Validation, where processes may run different numbers of
     batches, stays per process.
 

@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 #: Either variable set to a non-empty value other than 0 shows full tracebacks.
 DEBUG_ENV = ("SEGKD_DEBUG", "HYDRA_FULL_ERROR")
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # segkd/ (this file is segkd/runtime/errors.py)
 
 
 def debugging() -> bool:

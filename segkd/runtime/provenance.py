@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 #: The packages whose versions change numbers.
 PACKAGES = ("torch", "lightning", "segmentation-models-pytorch", "timm", "torchmetrics", "albumentations", "segkd")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout (this file is segkd/runtime/provenance.py)
 
 
 def _git(*args: str) -> Optional[str]:
