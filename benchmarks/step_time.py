@@ -39,7 +39,8 @@ import lightning as L
 import torch
 from lightning.pytorch import Callback
 
-from segkd.config import build, compose_train_config, to_plain
+from segkd.config import build, compose_train_config
+from segkd.train import build_system
 
 WARMUP = 3
 
@@ -69,7 +70,7 @@ def make_teacher_checkpoint(path: Path, extra: list[str]) -> None:
     """Step time does not depend on the teacher's weights: an untrained teacher checkpoint will do."""
     cfg = compose_train_config(["+experiment=teacher", *extra], path.parent)
     datamodule = build(cfg.dataset)
-    system = build(cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False)
+    system = build_system(cfg, datamodule.class_names)
     trainer = L.Trainer(accelerator="cpu", max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(system, datamodule=datamodule)
@@ -79,7 +80,7 @@ def make_teacher_checkpoint(path: Path, extra: list[str]) -> None:
 def time_system(overrides: list[str], steps: int, out: Path, extra_callbacks=()) -> tuple[list[float], dict]:
     cfg = compose_train_config(overrides, out)
     datamodule = build(cfg.dataset)
-    system = build(cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False)
+    system = build_system(cfg, datamodule.class_names)
     clock = StepClock(steps + WARMUP)
     trainer = L.Trainer(accelerator="cpu", max_epochs=10_000, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

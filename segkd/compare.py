@@ -39,35 +39,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from segkd import recipe as recipes_
+from segkd.recipe import is_scratch, name_of as recipe_name
+
 log = logging.getLogger("segkd.compare")
 
-#: Overrides that do not change what is learned, or that are recipe fields of their own.
-NOT_RECIPE = {"seed", "ckpt_path", "auto_resume", "experiment", "model", "distill_paradigm", "loss_schedule",
-              "logger", "callbacks", "trainer", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
-              "trainer.accelerator"}
-# How a run was launched, logged or split over devices is not a recipe: the global batch is the recipe's,
-# and a recipe trains on the same images per step on any number of devices (segkd.data.sampling).
-NOT_RECIPE_PREFIXES = ("hydra.", "hydra/", "paths.", "logger.", "callbacks.", "trainer.enable_", "trainer.log_every",
-                       "dataset.num_workers", "dataset.device_batch_size")
-#: Overrides only a distillation run can have; everything else (model, data, budget, supervised loss)
-#: must be the same in a recipe and its baseline.
-DISTILL_ONLY_PREFIXES = ("distill_paradigm.", "loss_schedule.", "system.teacher", "system.distill", "system.schedule",
-                         "system.peers", "model@system.", "distill_loss@", "teacher_")
 #: What --match pairs on: summary.json's cost.train_gmacs (compute) or cost.train_s (fit wall time
 #: without validation passes, which are the same per epoch for every recipe and are not training).
 MATCH_KEYS = {"compute": "train_gmacs", "wall": "train_s"}
-#: Overrides that set a training budget: the matched-cost baseline may differ in them (only in them).
-BUDGET_KEYS = ("trainer.max_epochs", "trainer.max_steps")
 BETTER, WORSE, SAME, BASELINE, NO_BASELINE = "better", "worse", "not distinguishable", "baseline", "no baseline"
 TEACHER = "teacher"  # a teacher's own runs: listed for reference, compared with nothing
 
 
 def _tag(tags: Sequence[str], prefix: str) -> Optional[str]:
     return next((t.split(":", 1)[1] for t in tags if t.startswith(prefix + ":")), None)
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 @dataclass
@@ -79,9 +64,16 @@ class Run:
     def seed(self) -> Any:
         return self.summary.get("seed")
 
+    @property
+    def recorded(self) -> bool:
+        """Does the summary spell its recipe (segkd.recipe)? Older runs are read from tags and overrides."""
+        return isinstance(self.summary.get("recipe"), dict) and "config" in self.summary["recipe"]
+
     def recipe_config(self) -> Optional[dict]:
-        """The resolved settings of the run (segkd.summary.recipe_config): from its summary, else from
-        the resolved_config.yaml beside it (runs made before summaries recorded them), else unknown."""
+        """The run's recipe settings (segkd.recipe): from its summary; for older runs the subset their
+        summary recorded as ``recipe_config``, else the resolved_config.yaml beside it, else unknown."""
+        if self.recorded:
+            return self.summary["recipe"]["config"]
         if self.summary.get("recipe_config") is not None:
             return self.summary["recipe_config"]
         resolved = self.path.parent / "resolved_config.yaml"
@@ -89,9 +81,7 @@ class Run:
             return None
         import yaml
 
-        from segkd.summary import recipe_config
-
-        return recipe_config(yaml.safe_load(resolved.read_text()) or {})
+        return recipes_.recipe_config(yaml.safe_load(resolved.read_text()) or {})
 
     def miou(self, metric: str) -> Optional[float]:
         if metric == "best":
@@ -113,57 +103,45 @@ class Run:
         return (str(cache.get("path")), float(cache["build_gmacs"])) if cache.get("build_gmacs") is not None else None
 
 
-def _canonical(override: str) -> str:
-    """One spelling per value: a multirun records `teacher_cache=True` where a single run has `=true`;
-    a checkpoint is named by its run (``teacher_ckpt=teacher_ls01/seed0/last.ckpt``), not by the
-    absolute path it had on the machine that ran it."""
-    key, sep, value = override.partition("=")
-    if value.lower() in ("true", "false", "null"):
-        value = value.lower()
-    elif _override_key(key).endswith("_ckpt") and "/" in value:
-        path = Path(value)
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        value = "/".join(part for part in (run_dir.parent.name, run_dir.name, path.name) if part)
-    return key + sep + value
+def _tag(tags: Sequence[str], prefix: str) -> Optional[str]:
+    return next((t.split(":", 1)[1] for t in tags if t.startswith(prefix + ":")), None)
 
 
 def recipe_fields(summary: dict) -> dict[str, Any]:
-    """What defines a recipe: everything a run was told, except its seed and bookkeeping."""
+    """What names a recipe and matches its baseline: the summary's own ``recipe.fields``; for runs made
+    before summaries spelled their recipe, the same fields read from their tags and overrides."""
+    if isinstance(summary.get("recipe"), dict) and "fields" in summary["recipe"]:
+        return dict(summary["recipe"]["fields"])
     tags = summary.get("tags") or []
-    extra = sorted(_canonical(o) for o in summary.get("overrides") or []
-                   if _override_key(o) not in NOT_RECIPE and not _override_key(o).startswith(NOT_RECIPE_PREFIXES))
+    paradigm, schedule = _tag(tags, "paradigm"), _tag(tags, "schedule")
     return {
         "experiment": summary.get("experiment"),
         "model": summary.get("model"),
         "dataset": summary.get("dataset"),
-        "paradigm": _tag(tags, "paradigm"),
-        "schedule": _tag(tags, "schedule"),
+        "paradigm": paradigm if paradigm != "none" else None,
+        "schedule": schedule,
         "teacher": "teacher" in tags,
         "epochs": summary.get("epochs"),
         "input_size": summary.get("input_size"),
-        "overrides": extra,
+        "overrides": recipes_.named_overrides(summary.get("overrides") or []),
     }
 
 
-def recipe_name(fields: dict) -> str:
-    parts = [fields["experiment"], fields["model"]]
-    parts += [p for p in (fields["paradigm"], fields["schedule"]) if p and p != "none"]
-    name = "/".join(str(p) for p in parts)
-    return " ".join([name, *fields["overrides"]])
+def _supervised_overrides(fields: dict, budget: bool = True) -> set[str]:
+    return {o for o in fields["overrides"] if not recipes_.is_distill_key(o.split("=", 1)[0])
+            and (budget or not recipes_.is_budget_key(o.split("=", 1)[0]))}
 
 
-def is_scratch(fields: dict) -> bool:
-    return fields["experiment"] == "student" and fields["paradigm"] in (None, "none")
-
-
-def shared_overrides(fields: dict) -> set[str]:
-    return {o for o in fields["overrides"] if not _override_key(o).startswith(DISTILL_ONLY_PREFIXES)}
-
-
-def can_be_baseline_of(base: dict, recipe: dict) -> bool:
-    """Same model, data, budget and supervised loss: only distillation settings may differ."""
-    same = all(base[k] == recipe[k] for k in ("model", "dataset", "epochs", "input_size"))
-    return same and shared_overrides(base) == shared_overrides(recipe)
+def can_be_baseline_of(base: "Recipe", recipe: "Recipe", budget: bool = True) -> bool:
+    """Same model, data, crop and supervised settings: only distillation settings (and, with ``budget``
+    false, the training budget) may differ. Compared on the recorded recipe settings when both spell
+    them, else on the fields and overrides of older summaries."""
+    keys = ("model", "dataset", "input_size") + (("epochs",) if budget else ())
+    if not all(base.fields.get(k) == recipe.fields.get(k) for k in keys):
+        return False
+    if base.recorded and recipe.recorded:
+        return (recipes_.supervised_part(base.config, budget) == recipes_.supervised_part(recipe.config, budget))
+    return _supervised_overrides(base.fields, budget) == _supervised_overrides(recipe.fields, budget)
 
 
 def t_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -194,6 +172,14 @@ class Recipe:
     fields: dict
     runs: dict = field(default_factory=dict)  # seed -> Run
 
+    @property
+    def recorded(self) -> bool:
+        return bool(self.runs) and all(r.recorded for r in self.runs.values())
+
+    @property
+    def config(self) -> dict:
+        return next((r.recipe_config() for r in self.runs.values() if r.recipe_config() is not None), {})
+
     def add(self, run: Run) -> None:
         if run.seed in self.runs:
             log.warning("recipe '%s' has seed %s twice (%s and %s); keeping the later one",
@@ -218,9 +204,14 @@ def load_runs(dirs: Sequence[str | Path]) -> list[Run]:
     return runs
 
 
-def _compatible(a: Optional[dict], b: Optional[dict]) -> bool:
-    """Same value under every key both record (a key one of them lacks is a setting added later)."""
-    return a is None or b is None or all(a[k] == b[k] for k in a.keys() & b.keys())
+def _compatible(a: Run, b: Run) -> bool:
+    """One recipe? Two runs that spell their recipe (segkd.recipe) must have the same settings, every key
+    counted (a key one lacks is a setting it did not have). Older summaries recorded a subset of the
+    settings, and grew it over time: there a key one of them lacks is a setting added later."""
+    if a.recorded and b.recorded:
+        return a.recipe_config() == b.recipe_config()
+    ca, cb = a.recipe_config(), b.recipe_config()
+    return ca is None or cb is None or all(ca[k] == cb[k] for k in ca.keys() & cb.keys())
 
 
 def group(runs: Sequence[Run]) -> list[Recipe]:
@@ -238,16 +229,17 @@ def group(runs: Sequence[Run]) -> list[Recipe]:
         fields_of.setdefault(name, fields)
         config = run.recipe_config()
         subgroups = by_name.setdefault(name, [])
-        home = next((g for g in subgroups if all(_compatible(config, c) for _, c in g)), None)
+        home = next((g for g in subgroups if all(_compatible(run, other) for other, _ in g)), None)
         if home is None:
             subgroups.append(home := [])
         home.append((run, config))
     recipes = []
     for name, subgroups in by_name.items():
-        differing = _differing_settings([[c for _, c in g] for g in subgroups]) if len(subgroups) > 1 else []
+        complete = all(run.recorded for g in subgroups for run, _ in g)
+        differing = _differing_settings([[c for _, c in g] for g in subgroups], complete) if len(subgroups) > 1 else []
         for g in subgroups:
             known = next((c for _, c in g if c is not None), {})
-            label = ", ".join(f"{k}={known.get(k)}" for k in differing)
+            label = ", ".join(f"{k}={known.get(k, 'unset')}" for k in differing)
             recipe = Recipe(f"{name} [{label}]" if label else name, fields_of[name])
             for run, _ in g:
                 recipe.add(run)
@@ -255,14 +247,16 @@ def group(runs: Sequence[Run]) -> list[Recipe]:
     return recipes
 
 
-def _differing_settings(groups: Sequence[Sequence[Optional[dict]]]) -> list[str]:
-    """The settings whose values tell the groups apart (recorded by all of them)."""
+def _differing_settings(groups: Sequence[Sequence[Optional[dict]]], complete: bool = False) -> list[str]:
+    """The settings whose values tell the groups apart: among all of them when every run spells its
+    whole recipe (``complete``; a missing key is a setting that run did not have), else among those
+    recorded by all."""
     configs = [next((c for c in g if c is not None), None) for g in groups]
     known = [c for c in configs if c is not None]
     if not known:
         return []
-    shared = set.intersection(*(set(c) for c in known))
-    return sorted(k for k in shared if len({json.dumps(c[k], sort_keys=True) for c in known}) > 1)
+    keys = set.union(*(set(c) for c in known)) if complete else set.intersection(*(set(c) for c in known))
+    return sorted(k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in known}) > 1)
 
 
 def find_baseline(recipe: Recipe, recipes: Sequence[Recipe], chosen: Optional[str]) -> Optional[Recipe]:
@@ -274,21 +268,13 @@ def find_baseline(recipe: Recipe, recipes: Sequence[Recipe], chosen: Optional[st
         return matches[0]
     if recipe.fields.get("teacher"):
         return None
-    candidates = [r for r in recipes if is_scratch(r.fields) and can_be_baseline_of(r.fields, recipe.fields)]
+    candidates = [r for r in recipes if is_scratch(r.fields) and can_be_baseline_of(r, recipe)]
     if not candidates:
         return None
     if len(candidates) > 1:
         raise ValueError(f"recipe '{recipe.name}' has {len(candidates)} possible baselines "
                          f"{[r.name for r in candidates]}; choose one with --baseline")
     return candidates[0]
-
-
-def can_be_matched_baseline_of(base: dict, recipe: dict) -> bool:
-    """Same model, data and crop and supervised settings; the budget may differ."""
-    if not all(base[k] == recipe[k] for k in ("model", "dataset", "input_size")):
-        return False
-    strip = lambda overrides: {o for o in overrides if not _override_key(o).startswith(BUDGET_KEYS)}  # noqa: E731
-    return strip(shared_overrides(base)) == strip(shared_overrides(recipe))
 
 
 def mean_cost(recipe: Recipe, by: str) -> Optional[float]:
@@ -304,7 +290,7 @@ def find_matched_baseline(recipe: Recipe, recipes: Sequence[Recipe], by: str) ->
     if own is None:
         return None, f"its runs record no cost.{MATCH_KEYS[by]} (made before summary.json had a cost block)"
     candidates = [(mean_cost(r, by), r) for r in recipes
-                  if is_scratch(r.fields) and can_be_matched_baseline_of(r.fields, recipe.fields)]
+                  if is_scratch(r.fields) and can_be_baseline_of(r, recipe, budget=False)]
     priced = [(c, r) for c, r in candidates if c is not None]
     enough = sorted(((c, r) for c, r in priced if c >= own), key=lambda cr: cr[0])
     if enough:

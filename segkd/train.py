@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import lightning as L
 import torch
@@ -27,7 +27,8 @@ from segkd.runtime.cluster import cluster_plugins
 from segkd.runtime.loggers import CSVLogger
 from segkd.runtime.processes import RESOLVED_CONFIG, ddp_job_scope, save_job_config
 from segkd.runtime.provenance import provenance
-from segkd.summary import print_summary, recipe_config, write_summary
+from segkd.recipe import recipe, recipe_config
+from segkd.summary import print_summary, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +54,19 @@ def _instantiate_all(group: Any, fill: Optional[dict] = None) -> list:
 
 def run_identity(cfg: DictConfig, system: Any) -> dict[str, str]:
     """How loggers name a run so that a dashboard compares recipes: ``recipe`` as segkd.compare names
-    it, ``name`` the recipe and the seed; ``group`` the sweep of a multirun, else the experiment;
-    ``job_type`` the system (teacher, student, offline_kd, mutual); ``id`` one per run dir."""
+    it (segkd.recipe), ``name`` the recipe and the seed; ``group`` the sweep of a multirun, else the
+    experiment; ``job_type`` the system (teacher, student, offline_kd, mutual); ``id`` one per run dir."""
     from hydra.types import RunMode
 
-    from segkd.compare import recipe_fields, recipe_name
-
     tags = to_plain(cfg.get("tags")) or []
-    fields = recipe_fields({"experiment": cfg.get("task_name"), "model": cfg.get("model_name"),
-                            "tags": tags, "overrides": _hydra_overrides()})
+    name = recipe(cfg, _hydra_overrides())["name"]
     group = str(cfg.get("task_name"))
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         group = f"{group} sweep {Path(HydraConfig.get().sweep.dir).name}"
     job_type = system.job_type or ("teacher" if "teacher" in tags else "student")
-    recipe = recipe_name(fields)
     # One id per run dir: a job resumed in its dir (ckpt_path=..., or requeued) continues its W&B run.
     run_id = hashlib.sha1(str(Path(cfg.paths.output_dir).resolve()).encode()).hexdigest()[:16]
-    return {"recipe": recipe, "name": f"{recipe} seed{cfg.get('seed')}", "group": group, "job_type": job_type,
+    return {"recipe": name, "name": f"{name} seed{cfg.get('seed')}", "group": group, "job_type": job_type,
             "id": run_id}
 
 
@@ -166,6 +163,28 @@ def check_same_run(cfg: DictConfig, output_dir: Path) -> None:
         )
 
 
+def build_system(cfg: DictConfig, class_names: Sequence[str]) -> Any:
+    """The LightningModule the config names, over the data's classes: what train() fits, and what
+    benchmarks and tests build to time or inspect the same system."""
+    return build(cfg.system, net=to_plain(cfg.model), class_names=list(class_names), _recursive_=False)
+
+
+def check_paradigm_is_read(cfg: DictConfig) -> None:
+    """``distill_paradigm=`` on a run whose system does not distil would train a plain student and say
+    nothing (and segkd.compare would file it under scratch): refuse it, naming the systems that do."""
+    from omegaconf import OmegaConf
+
+    paradigm = OmegaConf.select(cfg, "distill_paradigm.name", default=None)
+    if paradigm in (None, "none") or "distill" in (cfg.get("system") or {}):
+        return
+    system = str(OmegaConf.select(cfg, "system._target_", default="?")).rsplit(".", 1)[-1]
+    raise ValueError(
+        f"distill_paradigm={paradigm} would do nothing: this run's system ({system}) trains from labels alone. "
+        f"Distil from a frozen teacher with +experiment=offline_kd distill_paradigm={paradigm}, or between "
+        f"networks learning together with +experiment=online_dml distill_paradigm={paradigm}"
+    )
+
+
 def train(cfg: DictConfig) -> dict:
     """Train the system the config describes and return its summary (also written to summary.json)."""
     output_dir = Path(cfg.paths.output_dir)
@@ -176,13 +195,12 @@ def train(cfg: DictConfig) -> dict:
         log.info("%s holds a finished run: its summary is returned, nothing is trained (auto_resume=false retrains)",
                  output_dir)
         return json.loads(finished.read_text())
+    check_paradigm_is_read(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build(cfg.dataset)
-    system = build(
-        cfg.system, net=to_plain(cfg.model), class_names=list(datamodule.class_names), _recursive_=False
-    )
+    system = build_system(cfg, datamodule.class_names)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt_path = _auto_resume_path(cfg, callbacks)
     resume_step = check_resumable(ckpt_path, system.hparams)  # a wrong resume file fails here, in one line
@@ -235,7 +253,7 @@ def train(cfg: DictConfig) -> dict:
         "dataset": datamodule.name,
         "tags": to_plain(cfg.get("tags")) or [],
         "overrides": _hydra_overrides(),
-        "recipe_config": recipe_config(cfg),
+        "recipe": recipe(cfg, _hydra_overrides()),
         "seed": cfg.get("seed"),
         **system.run_scores(),
         "best_val_mIoU": float(best) if best is not None else None,

@@ -11,12 +11,13 @@ from segkd.config import build, to_plain
 from segkd.distill.features import FeatureRecorder
 from segkd.models import build_unet
 from segkd.systems import DistillationSystem, MutualLearningSystem
+from segkd import train as train_module
 from segkd.train import train
 
 
 def build_system(cfg):
-    """What train() does to build a system, without training it."""
-    return build(cfg.system, net=to_plain(cfg.model), class_names=["c"] * 19, _recursive_=False)
+    """What train() does to build a system (segkd.train.build_system), without training it."""
+    return train_module.build_system(cfg, ["c"] * 19)
 
 
 def test_recorder_reads_stage_outputs_by_index_and_forgets_each_step():
@@ -168,15 +169,29 @@ def test_mutual_learning_counts_batches_as_steps(make_cfg):
 
 
 def test_mutual_terms_are_checked_at_build_time(make_cfg):
-    cfg = make_cfg("+experiment=online_features", "system.distill.terms.dec2.inputs.teacher=peer:decoder.blokcs.2")
-    with pytest.raises(ValueError, match=r"unknown module path 'decoder.blokcs.2' in the peer"):
+    cfg = make_cfg("+experiment=online_features", "distill_paradigm.terms.dec2.inputs.teacher=teacher:decoder.blokcs.2")
+    with pytest.raises(ValueError, match=r"unknown module path 'decoder.blokcs.2' in the teacher"):
         build_system(cfg)
-    cfg = make_cfg("+experiment=online_dml", "+system.distill.terms.logits.inputs.labels=target")
+    cfg = make_cfg("+experiment=online_dml", "+distill_paradigm.terms.logits.inputs.labels=target")
     with pytest.raises(ValueError, match=r"term 'logits' maps \['labels'\] but LogitKD.forward"):
         build_system(cfg)
-    cfg = make_cfg("+experiment=online_dml", "system.distill.terms.logits.inputs.teacher=teacher:logits")
-    with pytest.raises(ValueError, match=r"unknown tensor source 'teacher:logits'.*roles? of \['student', 'peer'\]"):
+    cfg = make_cfg("+experiment=online_dml", "distill_paradigm.terms.logits.inputs.teacher=peers:logits")
+    with pytest.raises(ValueError, match=r"unknown tensor source 'peers:logits'.*roles? of \['student', 'teacher'\]"):
         build_system(cfg)
+
+
+@pytest.mark.parametrize("paradigm, terms", [("cwd", {"cwd"}), ("decoder", {"dec1", "dec2", "dec3"})])
+def test_a_paradigm_of_offline_kd_links_the_peers_of_mutual_learning(make_cfg, paradigm, terms):
+    cfg = make_cfg("+experiment=online_dml", f"distill_paradigm={paradigm}", "trainer.limit_train_batches=1")
+    system = build_system(cfg)
+    assert set(system.distillers["net_from_peer"].losses) == terms == set(system.distillers["peer_from_net"].losses)
+    summary = train(cfg)
+    assert summary["global_step"] == 1 and summary["recipe"]["fields"]["paradigm"] == paradigm
+
+
+def test_terms_spelt_with_the_peer_role_still_build(make_cfg):
+    system = build_system(make_cfg("+experiment=online_dml", "distill_paradigm.terms.logits.inputs.teacher=peer:logits"))
+    assert set(system.distillers["net_from_peer"].losses) == {"logits"}
 
 
 def test_feature_terms_link_peers_of_different_widths(make_cfg):
@@ -223,3 +238,12 @@ def test_prior_correction_takes_the_teachers_class_weights_out_of_its_logits(mak
     shift = weights.log().view(1, -1, 1, 1) if correct else torch.zeros(1, 19, 1, 1)
     assert len(taught) == 1 and torch.allclose(taught[0], raw[-1] - shift, atol=1e-6)
     assert not any(k.startswith("teacher") for k in system.state_dict()), "nothing of the teacher in the student checkpoint"
+
+
+@pytest.mark.parametrize("experiment", [[], ["+experiment=student"], ["+experiment=teacher"]])
+def test_a_paradigm_on_a_run_that_does_not_distil_is_refused_in_one_line(make_cfg, experiment):
+    cfg = make_cfg(*experiment, "distill_paradigm=cwd")
+    with pytest.raises(ValueError, match=r"^distill_paradigm=cwd would do nothing: this run's system "
+                                         r"\(SegmentationSystem\) trains from labels alone\. Distil .*"
+                                         r"\+experiment=offline_kd distill_paradigm=cwd.*\+experiment=online_dml"):
+        train(cfg)

@@ -37,9 +37,6 @@ RULES: dict[str, tuple[str, ...]] = {
 #: Edges (importing module, imported module) that break a rule today and are being paid off: the
 #: test reports them and does not fail on them. Remove an entry when its import goes.
 KNOWN_DEBTS: set[tuple[str, str]] = {
-    # run_identity names the recipe with segkd.compare's recipe_fields/recipe_name; recipe identity
-    # is moving into a module of its own.
-    ("segkd.train", "segkd.compare"),
     # profile reuses export's check_input_size and run_dir_of (a command importing a command).
     ("segkd.profile", "segkd.export"),
     # RescaledTeacher computes its logits through the inference predictor (scaled_logits), so that a
@@ -121,8 +118,7 @@ def test_no_segkd_package_imports_one_it_must_not():
     if debts:
         warnings.warn(f"known import debts ({len(debts)}), still to pay off:\n{_listed(debts)}")
     paid = sorted(KNOWN_DEBTS - {edge[:2] for edge in found})
-    if paid:
-        warnings.warn(f"KNOWN_DEBTS entries no longer found, remove them: {paid}")
+    assert not paid, f"KNOWN_DEBTS lists imports that are gone; remove them from the list: {paid}"
     assert not broken, f"{len(broken)} import(s) break the rules in RULES:\n{_listed(broken)}"
 
 

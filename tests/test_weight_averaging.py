@@ -9,7 +9,7 @@ import torch
 
 from segkd.callbacks.weight_averaging import WarmedUpEMA
 from segkd.config import build, to_plain
-from segkd.train import train
+from segkd.train import build_system, train
 
 
 def test_warmed_up_ema_follows_the_net_first_then_settles_on_its_decay():
@@ -41,7 +41,7 @@ def test_checkpoint_holds_the_average_and_the_raw_weights_to_resume_from(make_cf
 
 def test_a_copy_of_a_kd_system_holds_no_teacher(make_cfg, teacher_ckpt):
     cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}")
-    system = build(cfg.system, net=to_plain(cfg.model), class_names=["c"] * 19, _recursive_=False)
+    system = build_system(cfg, ["c"] * 19)
     clone = copy.deepcopy(system)  # what the averaging callback makes of the system
     assert system.teacher is not None and clone.teacher is None
     assert torch.equal(next(clone.net.parameters()), next(system.net.parameters()))

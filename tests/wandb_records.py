@@ -42,11 +42,24 @@ def _items(items) -> dict:
     return {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in items}
 
 
+def _complete_records(log: Path, timeout: float = 30.0) -> list:
+    """The log's records once it holds its run record: wandb-core writes the file from its own process
+    and may still be flushing its first (large) record when the Python side's finish() returns."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = records(log)
+        if any(r.WhichOneof("record_type") == "run" for r in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 def read_run(run_dir: Path) -> dict:
     """The run record's identity, its config, the last value of every history key, and the summary."""
     (log,) = Path(run_dir).glob("run-*.wandb")
     run, config, history, summary, artifacts, stats = None, {}, {}, {}, [], 0
-    for record in records(log):
+    for record in _complete_records(log):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run = record.run

@@ -2,10 +2,11 @@
 
 A term is ``{loss: {_target_...}, weight: w, inputs: {arg: source}, connector: bool}``. A source is
 ``<role>:logits`` or ``<role>:<feature ref>`` (see :mod:`segkd.distill.features`), or ``target``
-(the label map). Roles name the networks a Distiller is built over: ``student`` always (the one that
-learns), and ``teacher`` (offline KD: a frozen checkpoint) or ``peer`` (mutual learning: another
-network of the run). Only the student's tensors carry gradient; every other role's are detached, so
-a peer teaches like a teacher in that term. Everything is checked when the system is built: each
+(the label map). Roles name the networks a Distiller is built over: ``student`` (the one that
+learns) and ``teacher`` (the one that teaches in this term): offline KD fills it with the frozen
+checkpoint, mutual learning with each other network of the run in turn, so one paradigm YAML
+serves both systems. Only the student's tensors carry gradient; the teacher's are detached.
+``peer:`` is read as ``teacher:`` (the spelling of mutual-learning terms before they were paradigms). Everything is checked when the system is built: each
 loss's ``forward`` signature against its inputs, each role and module path against the nets, and
 each tensor shape (by one probe forward pass) so connectors get the right channel counts.
 """
@@ -24,7 +25,9 @@ from torch import Tensor, nn
 from segkd.distill.features import FeatureRecorder
 from segkd.models.complexity import blank_input, count_gmacs, evaluating
 
-ROLES = ("student", "teacher", "peer")
+ROLES = ("student", "teacher")
+#: Older spellings of a role, read as the role itself.
+ROLE_ALIASES = {"peer": "teacher"}
 
 
 class Connector(nn.Module):
@@ -46,6 +49,7 @@ def parse_source(source: str, roles: Sequence[str] = ROLES) -> tuple[str, Option
     if source == "target":
         return "target", None
     role, sep, ref = source.partition(":")
+    role = ROLE_ALIASES.get(role, role)
     if role not in roles or not sep or not ref:
         examples = ", ".join(f"'{r}:logits'" for r in roles)
         raise ValueError(
@@ -72,7 +76,7 @@ def check_signature(name: str, loss: nn.Module, inputs: Mapping[str, str], roles
 class Distiller(nn.Module):
     """Losses and connectors (both nn.ModuleDicts, so they move and train with the student).
 
-    ``nets`` maps each role to its network (``student`` plus ``teacher`` or ``peer``). Hooks record
+    ``nets`` maps each role to its network (``student`` and ``teacher``). Hooks record
     the features the terms read during the forward passes inside :meth:`record`; :meth:`forward`
     turns them into one raw value per term (weights are applied by the system, which also owns the
     schedule).
@@ -111,7 +115,7 @@ class Distiller(nn.Module):
         for name, term in terms.items():
             if term.get("connector", False):
                 # A connector maps the loss's `student` argument onto the shape of its `teacher` argument
-                # (whichever network feeds it: the teacher, or a peer).
+                # (whichever network teaches: the frozen teacher, or a peer of a mutual-learning run).
                 student, teacher = self.inputs[name].get("student"), self.inputs[name].get("teacher")
                 if student is None or teacher is None:
                     raise ValueError(f"distillation term '{name}' has a connector but no student and teacher inputs")

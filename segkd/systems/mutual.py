@@ -26,10 +26,11 @@ class MutualLearningSystem(SystemBase):
     """``net`` and its ``peers`` each learn from the labels and from the others.
 
     Network i minimises ``supervised * CE_i + distill * mean_j D(i <- j)``, where ``D(i <- j)`` is the
-    weighted sum of the ``distill`` terms with roles ``student`` (i) and ``peer`` (j, detached): the
-    terms are Distiller terms like offline KD's, checked against each loss's signature when the
-    system is built, so any loss of the library can link peers, feature terms included (their
-    connectors belong to the learning network i).
+    weighted sum of the ``distill`` terms with roles ``student`` (i) and ``teacher`` (j, detached): the
+    terms are a distillation paradigm as offline KD reads it (``distill_paradigm=cwd``, ``=decoder``:
+    the same YAMLs), checked against each loss's signature when the system is built, so any loss of
+    the library can link peers, feature terms included (their connectors belong to the learning
+    network i).
 
     One optimizer with a parameter group per network, and Lightning's automatic optimization: one
     optimizer step per batch, so ``global_step``, ``trainer.max_steps``, step-based schedule periods
@@ -75,7 +76,7 @@ class MutualLearningSystem(SystemBase):
         nets = self.scored_nets()
         terms = distill.get("terms") or {}
         self.distillers = nn.ModuleDict({
-            pair(i, j): Distiller(terms, {"student": nets[i], "peer": nets[j]}, list(probe_size))
+            pair(i, j): Distiller(terms, {"student": nets[i], "teacher": nets[j]}, list(probe_size))
             for i in nets for j in nets if i != j
         })
         self.schedule = instantiate(schedule)
@@ -90,7 +91,7 @@ class MutualLearningSystem(SystemBase):
         nets = self.scored_nets()
         trained = {name: measure_complexity(net, input_size)["gmacs"] for name, net in nets.items()}
         trained["distill_terms"] = sum(
-            self.distillers[pair(i, j)].terms_gmacs({"student": nets[i], "peer": nets[j]}, input_size)
+            self.distillers[pair(i, j)].terms_gmacs({"student": nets[i], "teacher": nets[j]}, input_size)
             for i in nets for j in nets if i != j)
         return {"trained": trained, "frozen": {}}
 
@@ -110,7 +111,7 @@ class MutualLearningSystem(SystemBase):
                 if j == i:
                     continue
                 distiller = self.distillers[pair(i, j)]
-                values = distiller({"student": logits[i], "peer": logits[j]}, target)
+                values = distiller({"student": logits[i], "teacher": logits[j]}, target)
                 per_peer.append(sum(distiller.weighted(values).values(), torch.zeros((), device=self.device)))
                 logs.update({f"train/{i}/kd/{name}" + (f"/{j}" if len(names) > 2 else ""): v for name, v in values.items()})
             distill = sum(per_peer) / len(per_peer)
