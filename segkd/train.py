@@ -84,6 +84,26 @@ def headline(summary: dict) -> dict[str, Any]:
     }
 
 
+def next_steps(summary: dict, output_dir: Path) -> list[str]:
+    """What a user runs after this run, printed under its table: segkd is for asking whether a
+    distillation recipe beats the student trained alone, so a student's run points there."""
+    fields = (summary.get("recipe") or {}).get("fields") or {}
+    if fields.get("teacher"):
+        return ["next: distil this teacher into a student: python -m segkd.run +experiment=offline_kd "
+                f"teacher_ckpt={summary.get('last_checkpoint')} distill_paradigm=cwd teacher_cache=true"]
+    if fields.get("distills"):
+        return [f"next: pair it with the scratch student of the same seeds: python -m segkd.compare {output_dir.parent} "
+                "(or the whole question, seeds paired, at equal and matched cost: python -m segkd.protocol)"]
+    return [
+        "next: does a teacher make this student better?",
+        "  1. the reference teacher, once per machine (about an hour on 2 CPU cores): "
+        "python -m segkd.run +experiment=reference_teacher",
+        "  2. a student distilled from it: python -m segkd.run +experiment=offline_kd distill_paradigm=cwd teacher_cache=true",
+        "  3. paired with the student trained alone: python -m segkd.compare outputs/",
+        "  or all of it, 3 seeds each, at equal and matched cost: python -m segkd.protocol --only scratch,cwd --matched-cost",
+    ]
+
+
 def _existing(path: str) -> Optional[str]:
     """A checkpoint path for summary.json only if the file was written (fast_dev_run writes none)."""
     return path if path and Path(path).is_file() else None
@@ -219,6 +239,9 @@ def train(cfg: DictConfig) -> dict:
     trainer.accumulate_grad_batches = plan.accumulate
 
     complexity = measure_complexity(system.net, datamodule.crop_size)
+    # Lightning's model summary counts each module's FLOPs (and shapes) on this input; without it the
+    # column reads 0 for every module.
+    system.example_input_array = torch.zeros(1, 3, *datamodule.crop_size)
     forward_gmacs = system.forward_gmacs(datamodule.crop_size)  # before fit: a cached teacher is let go in it
     for logger in trainer.loggers:
         # Top-level keys: every setting is its own (dotted) column in W&B's runs table.
@@ -275,6 +298,7 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         path = write_summary(summary, output_dir)
         print_summary(summary)
+        print("\n".join(next_steps(summary, output_dir)))
         log.info("summary written to %s", path)
     for logger in trainer.loggers:
         if hasattr(logger, "log_summary"):

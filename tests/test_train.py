@@ -124,3 +124,17 @@ def test_auto_resume_refuses_a_run_dir_that_holds_another_recipe_or_seed(make_cf
     explicit = train(make_cfg(*base, "system.loss.label_smoothing=0.1",
                               f"ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"))
     assert explicit["resumed_from"].endswith("last.ckpt"), "an explicit ckpt_path continues it on purpose"
+
+
+def test_the_model_summary_counts_flops_and_the_run_says_what_to_run_next(make_cfg, capsys):
+    from segkd.models import build_net, measure_complexity
+
+    cfg = make_cfg("trainer.enable_model_summary=true", "trainer.limit_train_batches=1")
+    train(cfg)
+    out = capsys.readouterr().out
+    total = next(line for line in out.splitlines() if "Total FLOPs" in line)
+    assert not total.strip().startswith("0 "), total
+    gflops = 2 * measure_complexity(build_net(dict(cfg.model)), (64, 64))["gmacs"]
+    assert f"FLOPs: {int(gflops * 1e3)} M" in total, (total, gflops)  # Lightning counts 2 FLOPs per multiply-add too
+    assert "next: does a teacher make this student better?" in out
+    assert "python -m segkd.run +experiment=reference_teacher" in out and "python -m segkd.protocol" in out
