@@ -40,6 +40,7 @@ import torch
 from lightning.pytorch import Callback
 
 from segkd.config import build, compose_train_config
+from segkd.models.complexity import step_gmacs_per_sample
 from segkd.train import build_system
 
 WARMUP = 3
@@ -77,16 +78,19 @@ def make_teacher_checkpoint(path: Path, extra: list[str]) -> None:
     trainer.save_checkpoint(path)
 
 
-def time_system(overrides: list[str], steps: int, out: Path, extra_callbacks=()) -> tuple[list[float], dict]:
+def time_system(overrides: list[str], steps: int, out: Path, extra_callbacks=()) -> tuple[list[float], dict, float]:
+    """Step times, the teacher-cache info, and the training GMACs of one step (summary.json's cost
+    arithmetic: segkd.models.complexity, times the global batch)."""
     cfg = compose_train_config(overrides, out)
     datamodule = build(cfg.dataset)
     system = build_system(cfg, datamodule.class_names)
+    gmacs_per_step = step_gmacs_per_sample(system.forward_gmacs(datamodule.crop_size)) * datamodule.batch_size
     clock = StepClock(steps + WARMUP)
     trainer = L.Trainer(accelerator="cpu", max_epochs=10_000, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[clock, *extra_callbacks], num_sanity_val_steps=0)
     trainer.fit(system, datamodule=datamodule)
-    return clock.times, getattr(system, "teacher_cache_info", None) or {}
+    return clock.times, getattr(system, "teacher_cache_info", None) or {}, gmacs_per_step
 
 
 def systems(args, teacher: Path, cache_dir: Path) -> dict[str, list[str]]:
@@ -168,7 +172,7 @@ def main() -> None:
     for name, overrides in table.items():
         if "cached" in name:
             start = time.perf_counter()
-            _, cache_info = time_system(overrides, 1, work / "cache-build")
+            _, cache_info, _ = time_system(overrides, 1, work / "cache-build")
             cache_info["first_fit_s"] = time.perf_counter() - start
             break
 
@@ -176,9 +180,11 @@ def main() -> None:
         print_memory(table, args.steps, work)
         return
     times: dict[str, list[float]] = {name: [] for name in table}
+    gmacs: dict[str, float] = {}
     for r in range(args.rounds):
         for name, overrides in table.items():
-            times[name] += time_system(overrides, args.steps, work / f"{name}-{r}".replace(":", "_").replace(" ", "_"))[0]
+            ts, _, gmacs[name] = time_system(overrides, args.steps, work / f"{name}-{r}".replace(":", "_").replace(" ", "_"))
+            times[name] += ts
 
     student = statistics.median(times["student"])
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} rounds x {args.steps} steps, "
@@ -188,8 +194,12 @@ def main() -> None:
               f"{cache_info['bytes'] / 1e6:.1f} MB on disk ({cache_info['mb_per_image']:.2f} MB per image, stored at "
               f"{cache_info['stored_size']}, top-k {cache_info['top_k']}); the same layout at 1024x2048 would be "
               f"{cache_info['mb_per_image_at_1024x2048']:.1f} MB per image")
-    print("| system | median step (ms) | ratio |")
-    print("|---|---|---|")
+    if cache_info.get("build_gmacs"):
+        print(f"its build: {cache_info['build_gmacs']:.0f} GMACs = {cache_info['build_gmacs'] / gmacs['student']:.0f} "
+              f"student steps of compute; {cache_info['build_time_s']:.1f} s = "
+              f"{cache_info['build_time_s'] / student:.0f} student steps of wall time")
+    print("| system | median step (ms) | wall ÷ student step | training GMACs per step | compute ÷ student step |")
+    print("|---|---|---|---|---|")
     for name, ts in times.items():
         median = statistics.median(ts)
         if name == "student":
@@ -197,8 +207,8 @@ def main() -> None:
         elif name.startswith("dml"):
             ratio = f"{median / (2 * student):.2f} of two student steps"
         else:
-            ratio = f"{median / student:.2f} of a student step"
-        print(f"| {name} | {1000 * median:.0f} | {ratio} |")
+            ratio = f"{median / student:.2f}"
+        print(f"| {name} | {1000 * median:.0f} | {ratio} | {gmacs[name]:.2f} | {gmacs[name] / gmacs['student']:.2f} |")
 
     if args.memory:
         print_memory(table, args.steps, work)
