@@ -287,6 +287,33 @@ def execute(the_plan: Plan, out: Path, jobs: int = 1) -> list[str]:
     return failed
 
 
+def time_to_answer(out: Path) -> dict:
+    """Where the protocol's time went, from its runs' summaries: every job's fit time (cost.fit_s),
+    and the share of it spent on scratch students (the baselines an answer needs)."""
+    import json
+
+    from segkd.recipe import is_scratch
+
+    total = scratch = 0.0
+    runs = 0
+    for path in out.rglob("summary.json"):
+        if path.parent.name == "teacher":
+            continue  # a copy of the reference teacher's summary: trained once per machine, not per protocol
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        fit = (summary.get("cost") or {}).get("fit_s") if isinstance(summary, dict) else None
+        if fit is None:
+            continue
+        runs += 1
+        total += fit
+        fields = (summary.get("recipe") or {}).get("fields") or {"experiment": summary.get("experiment")}
+        scratch += fit if is_scratch(fields) else 0.0
+    return {"runs": runs, "fit_h": total / 3600, "scratch_h": scratch / 3600,
+            "scratch_share": scratch / total if total else None}
+
+
 def publish(out: Path, to: Path) -> None:
     """Copy the comparison and every run's summary.json (small text files, never checkpoints)."""
     to.mkdir(parents=True, exist_ok=True)
@@ -341,6 +368,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"segkd: error: {err}", file=sys.stderr)
         return 1
     subprocess.run([sys.executable, "-m", "segkd.compare", str(out)], check=True)
+    spent = time_to_answer(out)
+    if spent["runs"]:
+        print(f"time to an answer: {spent['runs']} runs, {spent['fit_h']:.1f} h of training (each job's fit), "
+              f"{spent['scratch_h']:.1f} h of it on scratch students ({spent['scratch_share']:.0%})", flush=True)
     if args.publish:
         publish(out, Path(args.publish))
     if failed:

@@ -88,3 +88,23 @@ def test_a_bad_request_fails_before_anything_runs_with_one_line(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("segkd: error: ") and re.search(message, err[0]), err
     assert not (tmp_path / "p").exists()
+
+
+def test_time_to_answer_sums_each_jobs_fit_and_the_scratch_share(tmp_path):
+    import json
+
+    def write(name, experiment, fit, distills=False):
+        path = tmp_path / name / "seed1" / "summary.json"
+        path.parent.mkdir(parents=True)
+        fields = {"experiment": experiment, "paradigm": "cwd" if distills else None, "distills": distills}
+        path.write_text(json.dumps({"recipe": {"fields": fields}, "cost": {"fit_s": fit}}))
+
+    write("scratch", "student", 3600.0)
+    write("scratch_x2", "student", 7200.0)
+    write("cwd", "offline_kd", 5400.0, distills=True)
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "summary.json").write_text(json.dumps({"cost": {"fit_s": 99999.0}}))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "summary.json").write_text("{")
+    spent = protocol.time_to_answer(tmp_path)
+    assert spent == {"runs": 3, "fit_h": 4.5, "scratch_h": 3.0, "scratch_share": pytest.approx(3 / 4.5)}
