@@ -27,6 +27,7 @@ import torch
 
 from segkd.config import compose_config, compose_train_config
 from segkd.evaluate import evaluate
+from segkd.models.checkpoint import with_classes
 from segkd.predict import predict
 from segkd.runtime.errors import errors_in_one_line
 from segkd.train import train
@@ -78,18 +79,6 @@ def run_inference(command: str, overrides: list[str], out: Path, name: str) -> s
     if result is not None:
         shown.append(f"(exit status 0; {result['images']} image(s) written)")
     return "<br>".join(shown)
-
-
-def with_classes(ckpt_path: Path, classes: int, out: Path) -> Path:
-    """A copy of a checkpoint whose network predicts ``classes`` classes (the head cut or padded to fit)."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    ckpt["hyper_parameters"]["net"]["classes"] = classes
-    for key in ("net.segmentation_head.0.weight", "net.segmentation_head.0.bias"):
-        head = ckpt["state_dict"][key]
-        extra = head[:1].repeat_interleave(max(classes - len(head), 0), dim=0)
-        ckpt["state_dict"][key] = torch.cat([head, extra])[:classes]
-    torch.save(ckpt, out)
-    return out
 
 
 def inference_cases(out: Path, teacher: Path) -> list[tuple[str, str, list[str], str]]:

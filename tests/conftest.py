@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 
 from segkd.config import CONF_DIR, compose_train_config
 from segkd.data.labels import LABELS
+from segkd.models import build_net
+from segkd.models.checkpoint import with_classes  # noqa: F401  (tests import it from here)
 
 ROOT = CONF_DIR.parent
 
@@ -131,7 +133,16 @@ def student_run(tmp_path_factory, cache_dir) -> dict:
     return train(compose_train([*FAST, "trainer.limit_train_batches=2"], out, cache_dir))
 
 
-def with_classes(ckpt_path: str, classes: int, out: Path) -> Path:
-    """A copy of a checkpoint whose network predicts ``classes`` classes: the helper that
-    experiments/reliability_messages.py uses to show the mismatch error."""
-    return load_experiment("reliability_messages").with_classes(Path(ckpt_path), classes, out)
+#: A small UNet spec (what ``build_net`` and checkpoints take): a ResNet-18 encoder cut to 3 stages.
+TINY_UNET = {"_target_": "segkd.models.build_unet", "encoder_name": "resnet18", "encoder_weights": None,
+             "encoder_depth": 3, "decoder_channels": [16, 8, 8], "classes": 19}
+
+
+def write_net_checkpoint(path: Path, spec: dict = TINY_UNET, seed: int = 0) -> Path:
+    """A segkd checkpoint of one randomly initialised network (``net``), as load_net reads it: no training."""
+    torch.manual_seed(seed)
+    net = build_net(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"hyper_parameters": {"net": dict(spec)}, "global_step": 0,
+                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, path)
+    return path

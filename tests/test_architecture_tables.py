@@ -1,36 +1,39 @@
-"""experiments/architecture_tables.py (docs/ARCHITECTURE.md's tables): its per-stage rows, checked
-on a real CPU forward pass by other means than the script's own (segkd.models.measure_complexity,
-torch's per-module FLOP counts, segkd's FeatureRecorder, the paradigm YAMLs read directly)."""
+"""docs/ARCHITECTURE.md's tables: the per-stage rows of segkd.analysis.architecture, checked on a real
+CPU forward pass by other means than its own (segkd.models.measure_complexity, torch's per-module FLOP
+counts, segkd's FeatureRecorder, the paradigm YAMLs read directly); and experiments/architecture_tables.py,
+run as the docs run it, writing those rows."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from segkd.analysis.architecture import hook_refs, model_report, model_spec, paradigm_terms
 from segkd.config import CONF_DIR, compose_train_config
 from segkd.distill.features import FeatureRecorder
 from segkd.models import build_net, measure_complexity
 
-from conftest import load_experiment
+from conftest import ROOT
 
 MODEL, SIZE = "student_rt20", (64, 128)  # the timm encoder: stages found by the pass, not by module names
 
 
-def load_script():
-    return load_experiment("architecture_tables")
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    """The rows of MODEL at SIZE, measured as experiments/architecture_tables.py measures them."""
+    workdir = tmp_path_factory.mktemp("compose")
+    paradigms, _, _ = paradigm_terms(workdir)
+    return model_report(MODEL, model_spec([f"model={MODEL}"], workdir), [SIZE], hook_refs(paradigms))
 
 
-def test_stage_rows_match_the_network(tmp_path):
-    script = load_script()
-    summary = script.main(["--out", str(tmp_path), "--models", MODEL, "--resolution", str(SIZE[0]), str(SIZE[1]),
-                           "--no-dataset-crop", "--no-knobs", "--no-figure"])
-    (report,) = summary["reports"]
+def test_stage_rows_match_the_network(report, tmp_path):
     rows, key = report["rows"], f"{SIZE[0]}x{SIZE[1]}"
-    assert json.loads((tmp_path / f"{MODEL}.json").read_text())["rows"] == rows
-    markdown = (tmp_path / f"{MODEL}.md").read_text()
-    assert all(f"`{r['ref']}`" in markdown for r in rows)
 
     # The same network, for real, on the CPU.
     net = build_net(report["spec"]).eval()
@@ -75,3 +78,21 @@ def test_stage_rows_match_the_network(tmp_path):
                     used.setdefault(source.partition(":")[2], set()).add(f"{path.stem}/{term}")
     assert {r["ref"]: set(r["used_by"]) for r in rows if r["used_by"]} == used
     assert set(report["hook_check"]["shapes"]) == set(used) - {"logits"}
+
+
+@pytest.mark.slow
+def test_the_script_writes_the_rows(report, tmp_path):
+    """experiments/architecture_tables.py as ``make docs-figures`` runs it (one model, one small size):
+    its per-model JSON holds the measured rows, its Markdown table names every row, presets.md is written."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "experiments/architecture_tables.py", "--out", str(out), "--models", MODEL,
+                           "--resolution", str(SIZE[0]), str(SIZE[1]), "--no-dataset-crop", "--no-knobs",
+                           "--no-figure"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = report["rows"]
+    written = json.loads((out / f"{MODEL}.json").read_text())
+    assert written["rows"] == json.loads(json.dumps(rows)) and written["model"] == MODEL
+    markdown = (out / f"{MODEL}.md").read_text()
+    assert all(f"`{r['ref']}`" in markdown for r in rows)
+    assert MODEL in (out / "presets.md").read_text() and MODEL in json.loads((out / "presets.json").read_text())["models"]

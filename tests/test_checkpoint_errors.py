@@ -97,3 +97,26 @@ def test_lightning_keywords_and_a_checkpoint_of_the_run_itself_pass(teacher_ckpt
     check_resumable(teacher_ckpt, hparams)
     for keyword in ("last", "best", "hpc", "registry:my-model", "s3://bucket/last.ckpt", None):
         check_resumable(keyword, hparams)
+
+
+def test_with_classes_is_the_same_network_with_another_head(tmp_path):
+    from conftest import write_net_checkpoint
+
+    from segkd.models.checkpoint import load_net, with_classes
+
+    source = write_net_checkpoint(tmp_path / "net.ckpt")
+    net, spec = load_net(source)
+    x = torch.randn(1, 3, 32, 64)
+    with torch.no_grad():
+        logits = net(x)
+    for classes in (20, 5):
+        other, other_spec = load_net(with_classes(str(source), classes, tmp_path / f"c{classes}.ckpt"))
+        assert other_spec == {**spec, "classes": classes}
+        with torch.no_grad():
+            out = other(x)
+        assert out.shape[1] == classes
+        kept = min(classes, spec["classes"])
+        assert torch.allclose(out[:, :kept], logits[:, :kept], atol=1e-5)  # the head's rows kept as they were
+        if classes > spec["classes"]:
+            assert torch.allclose(out[:, spec["classes"]:], logits[:, :1].expand(-1, classes - spec["classes"], -1, -1),
+                                  atol=1e-5)  # padded with copies of the first row

@@ -154,3 +154,24 @@ def load_net(path: str | Path, name: str = MAIN_NET, hint: str = "",
             f"{len(result.unexpected_keys)} unexpected, e.g. {result.unexpected_keys[:2]})"
         )
     return net.eval(), specs[name]
+
+
+def with_classes(path: str | Path, classes: int, out: str | Path, name: str = MAIN_NET) -> Path:
+    """A copy of a checkpoint whose network ``name`` predicts ``classes`` classes, written to ``out``:
+    the spec's ``classes`` changed and the segmentation head's rows cut, or padded with copies of its
+    first row, to fit. The same network otherwise (what a checkpoint of another dataset looks like)."""
+    ckpt = read_checkpoint(path)
+    specs = net_specs(ckpt)
+    if name not in specs:
+        raise CheckpointError(f"checkpoint {path} has no network '{name}'; it holds {list(specs)}")
+    hparams = ckpt["hyper_parameters"]
+    spec = hparams["net"] if name == MAIN_NET else hparams["peers"][name]
+    spec["classes"] = classes
+    prefix = state_prefix(name)
+    for key in (f"{prefix}segmentation_head.0.weight", f"{prefix}segmentation_head.0.bias"):
+        head = ckpt["state_dict"][key]
+        extra = head[:1].repeat_interleave(max(classes - len(head), 0), dim=0)
+        ckpt["state_dict"][key] = torch.cat([head, extra])[:classes]
+    out = Path(out)
+    torch.save(ckpt, out)
+    return out
