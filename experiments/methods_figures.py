@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
+
+from segkd.analysis.dark_knowledge import RARE_SHARE, dark_knowledge
+from segkd.analysis.kd_temperature import TEMPERATURES, temperature_table
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = REPO / ".cache/reference_teachers/synthstreets-s0_n2000-201_128x256-v1/checkpoints/last.ckpt"
@@ -46,155 +47,12 @@ DEFAULT_DATA = REPO / ".cache/synthstreets/s0_n2000-201_128x256"
 DEFAULT_OUT = REPO / "docs/figures/methods"
 TRAIN_COMMAND = "python -m segkd.run +experiment=reference_teacher"
 
-TEMPERATURES = (1.0, 2.0, 4.0, 8.0, 16.0)
-#: A class is rare when it holds less than this share of the labelled val pixels.
-RARE_SHARE = 0.01
-#: An object (8-connected region of one class) is small below this share of its image's pixels
-#: (0.2% = 66 pixels of a 128x256 image).
-SMALL_OBJECT_SHARE = 0.002
-#: Object-size bins (shares of the image) for the finer table.
-AREA_BINS = (0.0, 1e-3, 1e-2, 1e-1, 1.0 + 1e-9)
 NOISE_STD = 1.0
+#: The first val images whose teacher logits the gradient measurement uses.
 GRADIENT_IMAGES = 8
 
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Masks
-
-
-def boundary_mask(mask: np.ndarray, ignore_index: int = 255) -> tuple[np.ndarray, np.ndarray]:
-    """``(boundary, interior)`` boolean maps of a train-id mask (H, W).
-
-    A valid pixel is on a boundary when one of its 8 neighbours holds another *valid* class (ignored
-    neighbours, and the outside of the image, do not count); every other valid pixel is interior, so
-    the two partition the valid pixels.
-    """
-    valid = mask != ignore_index
-    padded = np.pad(mask, 1, mode="edge")
-    h, w = mask.shape
-    boundary = np.zeros_like(valid)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if dy == 1 and dx == 1:
-                continue
-            neighbour = padded[dy:dy + h, dx:dx + w]
-            boundary |= (neighbour != mask) & (neighbour != ignore_index)
-    boundary &= valid
-    return boundary, valid & ~boundary
-
-
-def component_area_map(mask: np.ndarray, num_classes: int) -> np.ndarray:
-    """Per pixel, the area (pixels) of the 8-connected region of its class it lies in (0 when ignored):
-    the regions :func:`segkd.analysis.dataset_stats.object_areas` counts, mapped back to pixels."""
-    areas = np.zeros(mask.shape, dtype=np.int64)
-    for cls in np.unique(mask):
-        if cls >= num_classes:
-            continue
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((mask == cls).astype(np.uint8), connectivity=8)
-        inside = labels > 0
-        areas[inside] = stats[labels[inside], cv2.CC_STAT_AREA]
-    return areas
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Dark knowledge
-
-
-class DarkKnowledge:
-    """Sums of the teacher's normalised entropy and off-argmax mass over groups of pixels."""
-
-    GROUPS = ("boundary", "interior", "small", "large", "small_interior", "large_interior")
-
-    def __init__(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.sums = {g: np.zeros(3) for g in self.GROUPS}  # count, entropy, off-argmax
-        self.per_class = np.zeros((num_classes, 3))
-        self.bins = np.zeros((len(AREA_BINS) - 1, 3))
-        self.valid = np.zeros(3)
-
-    @staticmethod
-    def _add(acc: np.ndarray, where: np.ndarray, ent: np.ndarray, off: np.ndarray) -> None:
-        acc += (where.sum(), ent[where].sum(), off[where].sum())
-
-    def add(self, ent: np.ndarray, off: np.ndarray, mask: np.ndarray, ignore_index: int = 255) -> None:
-        """One image: entropy and off-argmax maps (H, W) in [0, 1], its train-id mask (H, W)."""
-        ent, off = ent.astype(np.float64), off.astype(np.float64)
-        valid = mask != ignore_index
-        boundary, interior = boundary_mask(mask, ignore_index)
-        share = component_area_map(mask, self.num_classes) / mask.size
-        small, large = valid & (share < SMALL_OBJECT_SHARE), valid & (share >= SMALL_OBJECT_SHARE)
-        groups = {"boundary": boundary, "interior": interior, "small": small, "large": large,
-                  "small_interior": small & interior, "large_interior": large & interior}
-        for name, where in groups.items():
-            self._add(self.sums[name], where, ent, off)
-        self._add(self.valid, valid, ent, off)
-        labels = mask[valid].astype(np.int64)
-        self.per_class[:, 0] += np.bincount(labels, minlength=self.num_classes)
-        self.per_class[:, 1] += np.bincount(labels, ent[valid], minlength=self.num_classes)
-        self.per_class[:, 2] += np.bincount(labels, off[valid], minlength=self.num_classes)
-        for i, (lo, hi) in enumerate(zip(AREA_BINS[:-1], AREA_BINS[1:])):
-            self._add(self.bins[i], valid & (share >= lo) & (share < hi), ent, off)
-
-    @staticmethod
-    def _means(acc: Sequence[float]) -> dict:
-        n = float(acc[0])
-        return {"pixels": int(n), "entropy": acc[1] / n if n else None, "off_argmax": acc[2] / n if n else None}
-
-    def summary(self, class_names: Sequence[str]) -> dict:
-        out = {"all_valid": self._means(self.valid)}
-        out.update({g: self._means(self.sums[g]) for g in self.GROUPS})
-        shares = self.per_class[:, 0] / max(self.per_class[:, 0].sum(), 1.0)
-        classes = {}
-        for c, name in enumerate(class_names):
-            classes[name] = {**self._means(self.per_class[c]), "share": float(shares[c])}
-        out["per_class"] = classes
-        present = self.per_class[:, 0] > 0
-        rare, frequent = present & (shares < RARE_SHARE), present & (shares >= RARE_SHARE)
-        out["rare"] = {**self._means(self.per_class[rare].sum(axis=0)),
-                       "classes": [class_names[c] for c in np.flatnonzero(rare)]}
-        out["frequent"] = {**self._means(self.per_class[frequent].sum(axis=0)),
-                           "classes": [class_names[c] for c in np.flatnonzero(frequent)]}
-        # Per-class means, unweighted by pixels: a rare class counts as much as road.
-        out["rare"]["class_mean_entropy"] = float(np.mean(self.per_class[rare, 1] / self.per_class[rare, 0])) if rare.any() else None
-        out["frequent"]["class_mean_entropy"] = (float(np.mean(self.per_class[frequent, 1] / self.per_class[frequent, 0]))
-                                                 if frequent.any() else None)
-        out["object_area_bins"] = [{"area_share": [lo, min(hi, 1.0)], **self._means(acc)}
-                                   for lo, hi, acc in zip(AREA_BINS[:-1], AREA_BINS[1:], self.bins)]
-        out["definitions"] = {
-            "entropy": "teacher entropy / log C (segkd.visual.knowledge.teacher_maps)",
-            "off_argmax": "(1 - max prob) / (1 - 1/C) (segkd.visual.knowledge.teacher_maps)",
-            "boundary": "valid pixel with another valid class among its 8 neighbours in the label",
-            "rare_share": RARE_SHARE, "small_object_share": SMALL_OBJECT_SHARE,
-            "object": "8-connected region of one class (segkd.analysis.dataset_stats.object_areas)",
-        }
-        return out
-
-
-@torch.no_grad()
-def teacher_pass(net: nn.Module, dataset, batch_size: int = 8, limit: Optional[int] = None):
-    """Yield (index, logits, mask) batches of ``dataset`` (a segkd dataset with the eval transform)."""
-    from torch.utils.data import DataLoader, Subset
-
-    data = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
-    for batch in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0):
-        yield batch["index"], net(batch["image"]).float(), batch["mask"]
-
-
-def dark_knowledge(net: nn.Module, dataset, limit: Optional[int] = None) -> tuple[dict, dict]:
-    """Statistics over the split and the logits of its first :data:`GRADIENT_IMAGES` images."""
-    from segkd.visual.knowledge import teacher_maps
-
-    stats = DarkKnowledge(dataset.num_classes)
-    kept_logits, kept_masks = [], []
-    for _, logits, masks in teacher_pass(net, dataset, limit=limit):
-        maps = teacher_maps(logits, logits, masks, dataset.ignore_index)
-        for i in range(len(masks)):
-            stats.add(maps["entropy"][i].numpy(), maps["off_argmax"][i].numpy(), masks[i].numpy(), dataset.ignore_index)
-        if sum(len(x) for x in kept_logits) < GRADIENT_IMAGES:
-            kept_logits.append(logits)
-            kept_masks.append(masks)
-    kept = {"logits": torch.cat(kept_logits)[:GRADIENT_IMAGES], "masks": torch.cat(kept_masks)[:GRADIENT_IMAGES]}
-    return stats.summary(dataset.class_names), kept
+# The measurements (segkd.analysis.dark_knowledge, segkd.analysis.kd_temperature) are segkd's; this
+# script runs them over the reference teacher and draws the figures.
 
 
 def example_figure(net: nn.Module, dataset, indices: Sequence[int], path: Path) -> Path:
@@ -272,41 +130,6 @@ def summary_figure(summary: dict, path: Path) -> Path:
 # Why T²
 
 
-def kd_gradient(teacher: Tensor, student: Tensor, valid: Tensor, temperature: float) -> dict:
-    """Gradients of KL and of T²·KL (segkd's LogitKD) with respect to the student logits, per valid pixel.
-
-    Returns the mean per-pixel L2 norm (over classes) of each, and the largest deviation of LogitKD's
-    value and gradient from the direct formulas T²·Σ p (log p - log q) and T·(q - p).
-    """
-    from segkd.distill.losses.logit_kd import LogitKD
-
-    t = temperature
-    target = torch.where(valid, 0, 255)
-    s = student.detach().clone().requires_grad_(True)
-    loss = LogitKD(temperature=t, ignore_index=255)(s, teacher.detach(), target)
-    (grad,) = torch.autograd.grad(loss, s)
-    n_valid = valid.sum().clamp_min(1)
-    per_pixel = grad * n_valid  # LogitKD averages over valid pixels; undo it to get d(per-pixel loss)/ds
-    log_p = torch.log_softmax(teacher.double() / t, dim=1)
-    log_q = torch.log_softmax(student.double() / t, dim=1)
-    direct_loss = ((log_p.exp() * (log_p - log_q)).sum(1) * valid).sum() / n_valid * t * t
-    direct_grad = t * (log_q.exp() - log_p.exp()) * valid.unsqueeze(1)
-    norm_t2 = per_pixel.norm(dim=1)[valid].mean().item()
-    return {
-        "T": t,
-        "grad_norm_kl": norm_t2 / (t * t),
-        "grad_norm_t2_kl": norm_t2,
-        "loss_t2_kl": loss.item(),
-        "max_abs_loss_error": abs(loss.item() - direct_loss.item()),
-        "max_abs_grad_error": (per_pixel.double() - direct_grad).abs().max().item(),
-    }
-
-
-def temperature_table(teacher: Tensor, student: Tensor, valid: Tensor,
-                      temperatures: Sequence[float] = TEMPERATURES) -> list[dict]:
-    return [kd_gradient(teacher, student, valid, t) for t in temperatures]
-
-
 def scratch_student(num_classes: int, seed: int = 0) -> nn.Module:
     """student_mnv2 as its config builds it (segkd.models.build_net), from random weights."""
     from omegaconf import OmegaConf
@@ -357,7 +180,7 @@ def run(teacher: nn.Module, data_root: Path, out: Path, images: int = 3, limit: 
     dataset = CityscapesDataset(data_root, "val", transform=eval_transform())
     teacher.eval()
     start = time.perf_counter()
-    summary, kept = dark_knowledge(teacher, dataset, limit)
+    summary, kept = dark_knowledge(teacher, dataset, limit, keep=GRADIENT_IMAGES)
     summary["images"] = min(limit or len(dataset), len(dataset))
     step = max(1, min(len(dataset), limit or len(dataset)) // max(images, 1))
     example = example_figure(teacher, dataset, [i * step for i in range(min(images, len(dataset)))],

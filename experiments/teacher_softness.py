@@ -21,7 +21,8 @@ here on segkd's own runs:
 
 Without --teacher the reference teacher and the protocol's soft teachers are measured; if a checkpoint
 is missing nothing is written, and the command that trains it is printed. Writes teacher_softness.json
-and .png.
+and .png. The measurements are segkd.analysis.teacher_softness's; this script picks the teachers and
+students of the protocol and draws them.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
+from segkd.analysis.teacher_softness import ENTROPY_BINS, SCRATCH, teacher_scores
+from segkd.analysis.teacher_softness import student_table as paired_students
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".cache/synthstreets/s0_n2000-201_128x256"
@@ -64,78 +65,11 @@ STUDENTS: dict[tuple[str, str], str] = {
     ("logits", "reference"): "logits",
     ("logits", "teacher_ls01"): "logits_ls01",
 }
-SCRATCH = "scratch"
-ENTROPY_BINS = 20
-
-
-@torch.no_grad()
-def teacher_scores(net: torch.nn.Module, dataset, limit: Optional[int] = None, batch_size: int = 8) -> dict:
-    """segkd's val scores of one network (with reliability bins) and its per-pixel entropy histogram."""
-    from torch.utils.data import DataLoader, Subset
-
-    from segkd.losses.softmax import entropy, tempered_log_softmax
-    from segkd.metrics import NetScores
-
-    scores = NetScores(list(dataset.class_names), dataset.ignore_index)
-    histogram = torch.zeros(ENTROPY_BINS, dtype=torch.float64)
-    log_c = math.log(dataset.num_classes)
-    spatial_sum, spatial_count = 0.0, 0
-    data = dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
-    for batch in DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0):
-        logits, target = net(batch["image"]).float(), batch["mask"]
-        scores.update(logits, target)
-        h = entropy(tempered_log_softmax(logits))[target != dataset.ignore_index] / log_c
-        histogram += torch.histc(h.double(), bins=ENTROPY_BINS, min=0.0, max=1.0)
-        # What CWD (tau 1) matches: each class channel softmax-normalised over the image's pixels.
-        # Near 1 the channel is spread evenly over space and says little about where its class is.
-        flat = logits.flatten(2)
-        spatial = entropy(tempered_log_softmax(flat, dim=-1), dim=-1) / math.log(flat.shape[-1])
-        spatial_sum, spatial_count = spatial_sum + spatial.sum().item(), spatial_count + spatial.numel()
-    result = scores.compute_and_reset(details=True)
-    result.pop("errors", None)
-    result["entropy_normalised"] = result["entropy"] / log_c
-    result["cwd_spatial_entropy"] = spatial_sum / max(spatial_count, 1)
-    result["entropy_histogram"] = (histogram / histogram.sum().clamp_min(1)).tolist()
-    return result
-
-
-def _seed_mious(folder: Path) -> dict[int, float]:
-    out = {}
-    for path in sorted(folder.glob("seed*/summary.json")):
-        summary = json.loads(path.read_text())
-        out[int(summary["seed"])] = summary["val"]["mIoU"]
-    return out
-
-
-def paired(values: dict[int, float], base: dict[int, float]) -> Optional[dict]:
-    """Mean paired difference over the shared seeds with its t 95% CI (segkd.compare's rule)."""
-    from segkd.compare import t_interval, verdict
-
-    seeds = sorted(set(values) & set(base))
-    if not seeds:
-        return None
-    diffs = [values[s] - base[s] for s in seeds]
-    low, high = t_interval(diffs)
-    return {"seeds": seeds, "delta_mean": statistics.fmean(diffs), "delta_ci95": [low, high],
-            "verdict": verdict(low, high)}
 
 
 def student_table(runs: Path) -> list[dict]:
-    """Per (paradigm, teacher): the students' mIoU, Δ vs scratch and Δ vs the reference teacher's students."""
-    scratch = _seed_mious(runs / SCRATCH)
-    rows = []
-    for (paradigm, teacher), folder in STUDENTS.items():
-        mious = _seed_mious(runs / folder)
-        if not mious:
-            continue
-        reference = _seed_mious(runs / STUDENTS[(paradigm, "reference")])
-        rows.append({
-            "paradigm": paradigm, "teacher": teacher, "runs": folder, "n_seeds": len(mious),
-            "miou_mean": statistics.fmean(mious.values()),
-            "vs_scratch": paired(mious, scratch),
-            "vs_reference_teacher": paired(mious, reference) if teacher != "reference" else None,
-        })
-    return rows
+    """The protocol's students of :data:`STUDENTS` paired with scratch and with the reference teacher's."""
+    return paired_students(runs, STUDENTS, SCRATCH)
 
 
 def figure(teachers: dict[str, dict], students: list[dict], path: Path) -> Path:

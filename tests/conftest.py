@@ -18,15 +18,6 @@ from segkd.models.checkpoint import with_classes  # noqa: F401  (tests import it
 ROOT = CONF_DIR.parent
 
 
-def load_experiment(name: str):
-    """A script of experiments/ (not a package) imported as a module, for its tests."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 #: Shrinks any run to seconds on a CPU: tiny SynthStreets, small crops, one epoch.
 FAST = [
     "dataset.prepare.num_train=16",
