@@ -152,3 +152,56 @@ def test_the_known_debts_are_edges_of_the_rules():
     """A debt entry names a forbidden edge (not a typo that excuses nothing)."""
     for module, target in KNOWN_DEBTS:
         assert violations({module: {target}}), f"({module!r}, {target!r}) breaks no rule"
+
+
+def test_no_test_imports_a_lab_script():
+    """Lab notebooks and products live apart: tests (and segkd itself) import nothing from experiments/ or
+    benchmarks/, by module name or by file path. A script's logic a test needs belongs in segkd; a
+    script's output is checked by running it as a process (``subprocess.run([sys.executable, "experiments/x.py"])``)."""
+    import re
+
+    folders = ("experiments", "benchmarks")
+    names_a_folder = re.compile(r"(^|[/\\.])(experiments|benchmarks)([/\\.]|$)")
+    #: Calls that run or import a file's code given its path (a subprocess is not one: it runs the script
+    #: as a program, the way its users do).
+    loaders = {"spec_from_file_location", "SourceFileLoader", "SourcelessFileLoader", "load_source", "run_path"}
+    builtins = {"exec"}  # exec(source read from a file): the builtin only, not re.compile or a method
+    by_name = {"import_module", "__import__", "run_module"}
+
+    def found_in(source: str) -> list[str]:
+        tree = ast.parse(source)
+        mentions = [n for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                    and (n.value in folders or names_a_folder.search(n.value.strip()))]
+        hits = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                hits += [f"line {node.lineno}: import {a.name}" for a in node.names if a.name.split(".")[0] in folders]
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] in folders:
+                hits.append(f"line {node.lineno}: from {node.module} import ...")
+            elif isinstance(node, ast.Call):
+                func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                first = node.args[0] if node.args else None
+                if func in by_name and isinstance(first, ast.Constant) and str(first.value).split(".")[0] in folders:
+                    hits.append(f"line {node.lineno}: {func}({first.value!r})")
+                elif (func in loaders or (func in builtins and isinstance(node.func, ast.Name))) and mentions:  # the path may be built elsewhere in the file
+                    hits.append(f"line {node.lineno}: {func}(...) in a file that names "
+                                f"{sorted({m.value for m in mentions})[:3]}")
+        return hits
+
+    # The scanner itself, on sources that break the rule each in one way, and on the allowed way.
+    assert found_in("import experiments.methods_figures")
+    assert found_in("from benchmarks.step_time import main")
+    assert found_in("import importlib\nm = importlib.import_module('experiments.teacher_softness')")
+    assert found_in("import importlib.util as u\nROOT = None\n"
+                    "spec = u.spec_from_file_location('x', ROOT / 'experiments' / 'x.py')")
+    assert found_in("import runpy\nrunpy.run_path('benchmarks/logging_cost.py')")
+    assert found_in("from pathlib import Path\nexec(Path('experiments/grad_balance.py').read_text())")
+    assert not found_in("import subprocess, sys\n"
+                        "subprocess.run([sys.executable, 'experiments/methods_figures.py', '--out', 'o'])")
+
+    root = Path(__file__).resolve().parents[1]
+    sources = sorted((root / "tests").rglob("*.py")) + sorted(SEGKD_DIR.rglob("*.py"))
+    assert any(p.name == "conftest.py" for p in sources), "the tests were not found"
+    broken = {str(p.relative_to(root)): hits for p in sources if (hits := found_in(p.read_text()))}
+    assert not broken, ("these files import or load code of experiments/ or benchmarks/ (move the logic into "
+                        f"segkd, or run the script as a process): {broken}")
