@@ -28,7 +28,6 @@ budgets) into --out (default: the first DIR).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from segkd import recipe as recipes_
+from segkd import reporting
+from segkd.reporting import percent
 from segkd.recipe import is_scratch, name_of as recipe_name
 
 log = logging.getLogger("segkd.compare")
@@ -422,14 +423,8 @@ def _per_class_delta(recipe: Recipe, base: Recipe, seeds: Sequence[Any]) -> dict
 
 # ----------------------------------------------------------------------------- reports
 
-def _pct(value: Optional[float], signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
-
-
 def _ci(ci: Optional[Sequence[float]]) -> str:
-    return "—" if not ci else f"[{_pct(ci[0], True)}, {_pct(ci[1], True)}]"
+    return "—" if not ci else f"[{percent(ci[0], signed=True)}, {percent(ci[1], signed=True)}]"
 
 
 def _times(value: Optional[float]) -> str:
@@ -448,18 +443,18 @@ def markdown(rows: Sequence[dict], metric: str) -> str:
     lines = []
     for r in rows:
         paired = f"{r['n_seeds']}" + (f" ({r['n_paired']} paired)" if r["n_paired"] != r["n_seeds"] and r["baseline"] else "")
-        std = f" ± {_pct(r['miou_std'])}" if r["miou_std"] is not None else ""
+        std = f" ± {percent(r['miou_std'])}" if r["miou_std"] is not None else ""
         ratio = r.get("cost_ratio") or {}
         matched = r.get("matched") or {}
-        m_delta = f"{_pct(matched.get('delta_mean'), True)} {_ci(matched.get('delta_ci95'))}" if matched.get("baseline") else "—"
+        m_delta = f"{percent(matched.get('delta_mean'), signed=True)} {_ci(matched.get('delta_ci95'))}" if matched.get("baseline") else "—"
         m_base = (f"{matched['baseline']} ({_times(matched.get('baseline_cost_ratio'))} cost)"
                   if matched.get("baseline") else "—")
         lines.append(
-            f"| {r['recipe']} | {paired} | {_pct(r['miou_mean'])}{std} | {_pct(r['delta_mean'], True)} {_ci(r['delta_ci95'])} "
+            f"| {r['recipe']} | {paired} | {percent(r['miou_mean'])}{std} | {percent(r['delta_mean'], signed=True)} {_ci(r['delta_ci95'])} "
             f"| {r['verdict']} | {_times(ratio.get('compute'))} / {_times(ratio.get('wall'))} | {m_delta} "
             f"| {matched.get('verdict') or ('no matched baseline' if matched else '—')} | {m_base} "
             f"| {(r['params'] or 0) / 1e6:.2f} | {r['gmacs'] if r['gmacs'] is not None else float('nan'):.3f} "
-            f"| {_pct(r['teacher_miou'])} |"
+            f"| {percent(r['teacher_miou'])} |"
         )
     notes = []
     for r in rows:
@@ -487,7 +482,7 @@ def per_class_markdown(rows: Sequence[dict]) -> str:
     names = list(rows[0]["per_class_delta"])
     out = "| recipe | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
     for r in rows:
-        out += f"| {r['recipe']} | " + " | ".join(_pct(r["per_class_delta"].get(n), True) for n in names) + " |\n"
+        out += f"| {r['recipe']} | " + " | ".join(percent(r["per_class_delta"].get(n), signed=True) for n in names) + " |\n"
     return "\nPer-class Δ IoU (points, mean over paired seeds):\n\n" + out
 
 
@@ -497,19 +492,18 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
                "train_gmacs", "train_s", "cost_ratio_compute", "cost_ratio_wall", "matched_by", "matched_baseline",
                "matched_delta_mean", "matched_ci95_low", "matched_ci95_high", "matched_verdict",
                "params", "gmacs", "teacher_miou", "baseline"]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            ci = r["delta_ci95"] or [None, None]
-            matched, ratio, cost = r.get("matched") or {}, r.get("cost_ratio") or {}, r.get("cost") or {}
-            mci = matched.get("delta_ci95") or [None, None]
-            writer.writerow({**r, "delta_ci95_low": ci[0], "delta_ci95_high": ci[1],
-                             "train_gmacs": cost.get("train_gmacs"), "train_s": cost.get("train_s"),
-                             "cost_ratio_compute": ratio.get("compute"), "cost_ratio_wall": ratio.get("wall"),
-                             "matched_by": matched.get("by"), "matched_baseline": matched.get("baseline"),
-                             "matched_delta_mean": matched.get("delta_mean"), "matched_ci95_low": mci[0],
-                             "matched_ci95_high": mci[1], "matched_verdict": matched.get("verdict")})
+    flat = []
+    for r in rows:
+        ci = r["delta_ci95"] or [None, None]
+        matched, ratio, cost = r.get("matched") or {}, r.get("cost_ratio") or {}, r.get("cost") or {}
+        mci = matched.get("delta_ci95") or [None, None]
+        flat.append({**r, "delta_ci95_low": ci[0], "delta_ci95_high": ci[1],
+                     "train_gmacs": cost.get("train_gmacs"), "train_s": cost.get("train_s"),
+                     "cost_ratio_compute": ratio.get("compute"), "cost_ratio_wall": ratio.get("wall"),
+                     "matched_by": matched.get("by"), "matched_baseline": matched.get("baseline"),
+                     "matched_delta_mean": matched.get("delta_mean"), "matched_ci95_low": mci[0],
+                     "matched_ci95_high": mci[1], "matched_verdict": matched.get("verdict")})
+    reporting.write_csv(path, flat, columns)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -543,10 +537,7 @@ def plot(rows: Sequence[dict], out: Path) -> list[Path]:
         ax.set_xlabel("GMACs per image (at the training crop)")
         ax.set_ylabel("val mIoU (%)")
         ax.legend()
-        fig.tight_layout()
-        written.append(out / "miou_vs_gmacs.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
+        written.append(reporting.save_figure(fig, out / "miou_vs_gmacs.png", dpi=120))
     written += plot_cost_curve(rows, out)
     deltas = [r for r in rows if r["delta_mean"] is not None and r["verdict"] not in (BASELINE, TEACHER)]
     if deltas:
@@ -562,10 +553,7 @@ def plot(rows: Sequence[dict], out: Path) -> list[Path]:
         ax.invert_yaxis()  # the best recipe on top, as in the table
         ax.set_yticks(list(ys), [r["recipe"] for r in deltas], fontsize=7)
         ax.set_xlabel("paired Δ val mIoU vs baseline (points, 95% CI)")
-        fig.tight_layout()
-        written.append(out / "paired_delta.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
+        written.append(reporting.save_figure(fig, out / "paired_delta.png", dpi=120))
     return written
 
 
@@ -596,11 +584,7 @@ def plot_cost_curve(rows: Sequence[dict], out: Path) -> list[Path]:
     ax.set_xlabel("training compute per run (GMACs: 3x forward of what trains + a live teacher's forward)")
     ax.set_ylabel("val mIoU (%)")
     ax.legend(fontsize=6, loc="lower right")
-    fig.tight_layout()
-    path = out / "miou_vs_training_compute.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [reporting.save_figure(fig, out / "miou_vs_training_compute.png", dpi=120)]
 
 
 def report(dirs: Sequence[str | Path], out: Optional[str | Path] = None, baseline: Optional[str] = None,

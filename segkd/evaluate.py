@@ -10,7 +10,6 @@ has the options and measurements.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -21,13 +20,13 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.table import Table
 from torch.utils.data import DataLoader
 
 from segkd.config import build, to_plain
 from segkd.inference import BenchmarkWriter, EvaluationSet, Evaluator, OverlayWriter, SegmentationPredictor
 from segkd.inference.checkpoint import network_from
 from segkd.inference.writers import prediction_format
+from segkd.reporting import console_table, percent
 from segkd.runtime.errors import errors_in_one_line
 from segkd.runtime.processes import argv_for_ddp_child, ddp_job_scope, save_job_config
 
@@ -41,7 +40,7 @@ def main(cfg: DictConfig) -> Optional[float]:
     segkd's own errors (missing checkpoint or data, wrong network name) end with their one line.
     """
     with errors_in_one_line():
-        return evaluate(cfg).get("miou")
+        return evaluate(cfg).get("mIoU")
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -103,35 +102,23 @@ def evaluate(cfg: DictConfig) -> dict:
     return report
 
 
-def _percent(value: Optional[float]) -> str:
-    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
-
-
 def print_report(report: dict, console: Optional[Console] = None) -> None:
     """Per-class and per-category IoU tables and the headline numbers, on the console."""
     console = console or Console()
     where = f"{report['dataset']} {report['split']} ({report['images']} images)"
-    if "per_class_iou" in report:
-        table = Table(title=f"{where} · {report['net']}")
-        table.add_column("class")
-        table.add_column("IoU %", justify="right")
-        for name, iou in report["per_class_iou"].items():
-            table.add_row(name, _percent(iou))
-        console.print(table)
-    if "category_iou" in report:
-        table = Table(title="Cityscapes categories")
-        table.add_column("category")
-        table.add_column("IoU %", justify="right")
-        for name, iou in report["category_iou"].items():
-            table.add_row(name, _percent(iou))
-        console.print(table)
+    if "IoU" in report:
+        console.print(console_table(f"{where} · {report['net']}", ["class", "IoU %"],
+                                    [[name, percent(iou)] for name, iou in report["IoU"].items()]))
+    if "category_IoU" in report:
+        console.print(console_table("Cityscapes categories", ["category", "IoU %"],
+                                    [[name, percent(iou)] for name, iou in report["category_IoU"].items()]))
     tta = report["tta"]
     how = (f"{report['mode']}" + (f" {report['window'][0]}x{report['window'][1]}" if report["mode"] == "slide" else "")
            + (" + flip" if tta["flip"] else "") + (f" · scales {tta['scales']}" if tta["scales"] != [1.0] else ""))
     speed = f"{report['time_s']:.1f} s ({report['images_per_s'] or 0:.2f} images/s on {report['devices']} device(s))"
-    if "miou" in report:
-        console.print(f"mIoU {_percent(report['miou'])} · pixel acc {_percent(report['pixel_accuracy'])}"
-                      + (f" · category mIoU {_percent(report['category_miou'])}" if "category_miou" in report else "")
+    if "mIoU" in report:
+        console.print(f"mIoU {percent(report['mIoU'])} · pixel acc {percent(report['pixel_acc'])}"
+                      + (f" · category mIoU {percent(report['category_mIoU'])}" if "category_mIoU" in report else "")
                       + f" · {how} · {speed}")
     else:
         console.print(f"{where}: no labels, predictions only · {how} · {speed}")

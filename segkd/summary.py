@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rich.console import Console
-from rich.table import Table
+
+from segkd.reporting import console_table, percent
 
 
 def _finite_or_none(value: Any) -> Any:
@@ -33,12 +34,9 @@ def print_summary(summary: dict, console: Optional[Console] = None) -> None:
     """A per-class IoU table and the headline numbers, for the end of a run."""
     console = console or Console()
     val = summary.get("val") or {}
-    table = Table(title=f"{summary.get('experiment')} · {summary.get('model')} · val per-class IoU")
-    table.add_column("class")
-    table.add_column("IoU", justify="right")
-    for name, iou in (val.get("IoU") or {}).items():
-        table.add_row(name, "—" if iou is None or not math.isfinite(iou) else f"{100 * iou:.1f}")
-    console.print(table)
+    rows = [[name, percent(iou, ".1f")] for name, iou in (val.get("IoU") or {}).items()]
+    console.print(console_table(f"{summary.get('experiment')} · {summary.get('model')} · val per-class IoU",
+                                ["class", "IoU"], rows))
     cx = summary.get("complexity", {})
     console.print(
         f"val mIoU {100 * (val.get('mIoU') or float('nan')):.2f} (best {100 * (summary.get('best_val_mIoU') or float('nan')):.2f})"

@@ -210,9 +210,9 @@ def test_the_command_decomposes_each_group_and_writes_its_reports(tmp_path, cach
     assert seeds["members"] == [str(first), str(second)]
     assert same["variance"] < 1e-12 and seeds["variance"] > 1e-4
     # one network twice: its own val mIoU and cross-entropy; the pixels are those training scored
-    assert same["member_miou"][0] == pytest.approx(student_run["val"]["mIoU"], abs=1e-6)
-    assert same["mean_miou"] == same["ensemble_miou"] == same["member_miou"][0]
-    assert seeds["mean_miou"] == pytest.approx((student_run["val"]["mIoU"] + second_student["val"]["mIoU"]) / 2,
+    assert same["member_mIoU"][0] == pytest.approx(student_run["val"]["mIoU"], abs=1e-6)
+    assert same["mean_mIoU"] == same["ensemble_mIoU"] == same["member_mIoU"][0]
+    assert seeds["mean_mIoU"] == pytest.approx((student_run["val"]["mIoU"] + second_student["val"]["mIoU"]) / 2,
                                                abs=1e-6)
     assert same["bias"] == pytest.approx(same["expected_ce"], abs=1e-12)
     assert same["pixels"] == seeds["pixels"] > 0

@@ -102,15 +102,15 @@ def test_whole_image_scores_reproduce_training_validation_and_predictions_are_be
     report = evaluate(eval_cfg(tmp_path, cache_dir, f"ckpt_path={student_run['last_checkpoint']}"))
     val = student_run["val"]
     assert report["images"] == 5 and report["devices"] == 1
-    assert report["miou"] == pytest.approx(val["mIoU"], abs=1e-12), "the metric and the data training validates with"
-    assert report["pixel_accuracy"] == pytest.approx(val["pixel_acc"], abs=1e-12)
+    assert report["mIoU"] == pytest.approx(val["mIoU"], abs=1e-12), "the metric and the data training validates with"
+    assert report["pixel_acc"] == pytest.approx(val["pixel_acc"], abs=1e-12)
     for name in CLASS_NAMES:
-        assert (report["per_class_iou"][name] is None) == (val["IoU"][name] is None)
-    assert list(report["category_iou"]) == list(CATEGORIES)
+        assert (report["IoU"][name] is None) == (val["IoU"][name] is None)
+    assert list(report["category_IoU"]) == list(CATEGORIES)
 
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert written["miou"] == report["miou"] and written["checkpoint"] == str(student_run["last_checkpoint"])
-    assert {"mode", "tta", "dataset", "split", "images", "time_s", "category_iou"} <= set(written)
+    assert written["mIoU"] == report["mIoU"] and written["checkpoint"] == str(student_run["last_checkpoint"])
+    assert {"mode", "tta", "dataset", "split", "images", "time_s", "category_IoU"} <= set(written)
     assert (written["mode"], written["split"], written["tta"]) == ("whole", "val", {"flip": False, "scales": [1.0]})
 
     results = predictions(tmp_path / "eval" / "cityscapes_results")
@@ -136,7 +136,7 @@ def test_a_split_without_labels_gets_predictions_only(tmp_path, cache_dir, stude
                       random_image(np.random.default_rng(i), (40, 72)))
     report = evaluate(eval_cfg(tmp_path, cache_dir, f"ckpt_path={student_run['last_checkpoint']}", "dataset=cityscapes",
                                f"dataset.root={root}", "split=test"))
-    assert report["images"] == 3 and "miou" not in report
+    assert report["images"] == 3 and "mIoU" not in report
     assert not (tmp_path / "eval" / "metrics.json").exists()
     results = predictions(tmp_path / "eval" / "cityscapes_results")
     assert sorted(results) == ["berlin_000000_000019_pred_labelIds.png", "berlin_000001_000019_pred_labelIds.png",
@@ -148,7 +148,7 @@ def test_bdd100k_predictions_are_train_ids_named_after_the_image(tmp_path, cache
     written = write_bdd_tree(tmp_path / "bdd", split="val", n=3)
     report = evaluate(eval_cfg(tmp_path, cache_dir, f"ckpt_path={student_run['last_checkpoint']}", "dataset=bdd100k",
                                f"dataset.root={tmp_path / 'bdd'}"))
-    assert report["images"] == 3 and 0.0 <= report["miou"] <= 1.0 and report["prediction_format"] == "train ids"
+    assert report["images"] == 3 and 0.0 <= report["mIoU"] <= 1.0 and report["prediction_format"] == "train ids"
     results = predictions(tmp_path / "eval" / "bdd100k_results")
     assert sorted(results) == sorted(f"{image.stem}.png" for image, _, _ in written)
     assert all(p.max() < 19 for p in results.values())
@@ -165,8 +165,8 @@ def test_each_network_of_a_mutual_learning_checkpoint_is_scored_by_name(tmp_path
     net = evaluate(eval_cfg(tmp_path, cache_dir, ckpt, run="net"))
     peer = evaluate(eval_cfg(tmp_path, cache_dir, ckpt, "net=peer", run="peer"))
     assert net["net"] == "net" and peer["net"] == "peer"
-    assert net["miou"] == pytest.approx(summary["val"]["mIoU"], abs=1e-12)
-    assert peer["miou"] == pytest.approx(summary["peers"]["peer"]["mIoU"], abs=1e-12)
+    assert net["mIoU"] == pytest.approx(summary["val"]["mIoU"], abs=1e-12)
+    assert peer["mIoU"] == pytest.approx(summary["peers"]["peer"]["mIoU"], abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- errors in one line
@@ -313,17 +313,17 @@ def test_scores_agree_with_the_official_cityscapes_evaluator(tmp_path, cache_dir
     official = json.loads((tmp_path / "resultPixelLevelSemanticLabeling.json").read_text())
 
     name_of = {lb.id: lb.name for lb in LABELS}
-    assert report["per_class_iou"][name_of[case["only_predicted"]]] == 0.0, "predicted, never true: IoU 0"
-    assert report["per_class_iou"][name_of[case["absent"]]] is None, "in neither: NaN officially, null here"
-    assert report["miou"] == pytest.approx(official["averageScoreClasses"], abs=1e-6)
+    assert report["IoU"][name_of[case["only_predicted"]]] == 0.0, "predicted, never true: IoU 0"
+    assert report["IoU"][name_of[case["absent"]]] is None, "in neither: NaN officially, null here"
+    assert report["mIoU"] == pytest.approx(official["averageScoreClasses"], abs=1e-6)
     for name in CLASS_NAMES:
         theirs = official["classScores"][name]
-        assert (report["per_class_iou"][name] is None) == np.isnan(theirs), name
+        assert (report["IoU"][name] is None) == np.isnan(theirs), name
         if not np.isnan(theirs):
-            assert report["per_class_iou"][name] == pytest.approx(theirs, abs=1e-6), name
+            assert report["IoU"][name] == pytest.approx(theirs, abs=1e-6), name
     for name in CATEGORIES:
-        assert report["category_iou"][name] == pytest.approx(official["categoryScores"][name], abs=1e-6), name
-    assert 0.0 < report["miou"] < 1.0
+        assert report["category_IoU"][name] == pytest.approx(official["categoryScores"][name], abs=1e-6), name
+    assert 0.0 < report["mIoU"] < 1.0
 
 
 # ----------------------------------------------------------------------------- DDP
@@ -341,9 +341,9 @@ def test_two_cpu_processes_score_an_odd_split_like_one(tmp_path, cache_dir, stud
     ddp = json.loads((run_dir / "metrics.json").read_text())
     assert (run_dir / "ddp_rank1.log").exists(), "a second process ran"
     assert ddp["devices"] == 2 and ddp["images"] == single["images"] == 5, "5 images over 2 ranks, none twice"
-    assert ddp["miou"] == pytest.approx(single["miou"], abs=1e-12)
-    assert ddp["pixel_accuracy"] == pytest.approx(single["pixel_accuracy"], abs=1e-12)
-    assert ddp["per_class_iou"] == pytest.approx(single["per_class_iou"], abs=1e-12)
+    assert ddp["mIoU"] == pytest.approx(single["mIoU"], abs=1e-12)
+    assert ddp["pixel_acc"] == pytest.approx(single["pixel_acc"], abs=1e-12)
+    assert ddp["IoU"] == pytest.approx(single["IoU"], abs=1e-12)
     mine, theirs = predictions(run_dir / "cityscapes_results"), predictions(tmp_path / "single" / "cityscapes_results")
     assert sorted(mine) == sorted(theirs) and len(mine) == 5
     assert all(np.array_equal(mine[name], theirs[name]) for name in mine)

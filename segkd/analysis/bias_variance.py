@@ -26,8 +26,13 @@ millions of pixels too.
 
 from __future__ import annotations
 
+import glob
+import math
+import os
+import time
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -124,3 +129,146 @@ class BiasVariance:
                                                      for row, name in enumerate(TERMS)}}
         share = overall["variance"] / overall["expected_ce"] if total and overall["expected_ce"] else None
         return {"pixels": total, **overall, "variance_share": share, "class_mean": class_mean, "per_class": per_class}
+
+
+# ----------------------------------------------------------------------------- groups of seeds on a split
+
+MEMBER_HINT = "each member of a group must be a segkd checkpoint, e.g. outputs/<task>/runs/<time>/checkpoints/last.ckpt"
+GROUPS_HINT = ("set groups={name:[path_or_glob,...],...}, "
+               "e.g. 'groups={scratch:[outputs/a/seed*/checkpoints/last.ckpt],kd:[...]}'")
+
+
+def expand_groups(groups: Any) -> dict[str, list[Path]]:
+    """Name -> checkpoint paths, each glob pattern expanded in sorted order (a path without wildcards is
+    kept as given, so that a missing file is reported by name when it is read). The same file may
+    appear twice: a group of one network twice has variance 0, a check of the tool itself. ``groups``
+    is a plain mapping (or None)."""
+    if not isinstance(groups, dict) or not groups:
+        raise ValueError(f"no groups given; {GROUPS_HINT}")
+    expanded = {}
+    for name, patterns in groups.items():
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+            raise ValueError(f"groups.{name} must be a list of checkpoint paths or glob patterns; {GROUPS_HINT}")
+        paths: list[Path] = []
+        for pattern in patterns:
+            pattern = os.path.expanduser(pattern)
+            if not glob.has_magic(pattern):
+                paths.append(Path(pattern))
+                continue
+            found = sorted(glob.glob(pattern, recursive=True))
+            if not found:
+                raise FileNotFoundError(f"groups.{name}: the pattern {pattern} matches no file")
+            paths.extend(Path(p) for p in found)
+        if len(paths) < 2:
+            raise ValueError(f"groups.{name} has {len(paths)} checkpoint(s): variance needs at least two seeds "
+                             "of a recipe; list more checkpoints or a glob that matches them")
+        expanded[str(name)] = paths
+    return expanded
+
+
+class _Member:
+    """One network of a group, its predictor and its own scores (for the group's mean mIoU)."""
+
+    def __init__(self, group: str, path: Path, net: str, predictor: dict, dataset: str,
+                 class_names: tuple[str, ...], ignore_index: int, device: torch.device) -> None:
+        from segkd.inference import SegmentationPredictor
+        from segkd.metrics import SegmentationMetrics
+        from segkd.models.checkpoint import load_net, read_checkpoint
+
+        self.path = path.expanduser().absolute()
+        ckpt = read_checkpoint(self.path, MEMBER_HINT, key=f"groups.{group}")
+        network, spec = load_net(self.path, net, ckpt=ckpt)
+        if spec.get("classes") not in (None, len(class_names)):
+            raise ValueError(f"checkpoint {self.path} predicts {spec['classes']} classes but dataset="
+                             f"{dataset} has {len(class_names)}; every member of every group "
+                             "must be trained for the data it is decomposed on")
+        # Logits at the labels' size; no TTA, which averages probabilities whose logarithm the maths needs.
+        self.predictor = SegmentationPredictor(network, **predictor).to(device).eval()
+        self.metrics = SegmentationMetrics(len(class_names), class_names, ignore_index).to(device)
+
+    def logits(self, image: Tensor, mask: Tensor) -> Tensor:
+        logits = self.predictor.logits(image)
+        self.metrics.update(logits, mask)
+        return logits
+
+
+class _Group:
+    """The members of one recipe, the decomposition of their predictions, and the geometric ensemble's scores."""
+
+    def __init__(self, name: str, paths: list[Path], class_names: tuple[str, ...], ignore_index: int,
+                 device: torch.device, **member) -> None:
+        from segkd.metrics import SegmentationMetrics
+
+        self.members = [_Member(name, path, class_names=class_names, ignore_index=ignore_index, device=device,
+                                **member) for path in paths]
+        self.decomposition = BiasVariance(class_names, ignore_index)
+        self.ensemble = SegmentationMetrics(len(class_names), class_names, ignore_index).to(device)
+
+    def update(self, image: Tensor, mask: Tensor) -> None:
+        members: Iterator[Tensor] = (member.logits(image, mask) for member in self.members)
+        self.ensemble.update(self.decomposition.update(members, mask), mask)
+
+    def results(self) -> dict:
+        member_miou = [_miou(member.metrics) for member in self.members]
+        finite = [v for v in member_miou if v is not None]
+        return {
+            "n_members": len(self.members),
+            "members": [str(member.path) for member in self.members],
+            "member_mIoU": member_miou,
+            "mean_mIoU": sum(finite) / len(finite) if finite else None,
+            "ensemble_mIoU": _miou(self.ensemble),
+            **self.decomposition.compute(),
+        }
+
+
+def _miou(metrics) -> Optional[float]:
+    value = metrics.as_dict(metrics.compute())["mIoU"]
+    return value if math.isfinite(value) else None
+
+
+def decompose_groups(paths: dict[str, list[Path]], datamodule, split: str, net: str, predictor: dict,
+                     device: torch.device, num_workers: int = 0, progress_bar: bool = True) -> dict:
+    """segkd.bias_variance's work: every member of every group (name -> checkpoints, as
+    :func:`expand_groups` gives them) predicts each image of ``split`` of ``datamodule``, one image
+    at a time, read once; each group's expected CE is split into bias and variance, overall and per
+    ground-truth class, beside its members' and its geometric ensemble's mIoU. ``net`` names the
+    network of each checkpoint, ``predictor`` the :class:`SegmentationPredictor` options (mode,
+    window, stride). Returns the report (what bias_variance.json holds)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from torch.utils.data import DataLoader
+
+    from segkd.inference import EvaluationSet
+
+    datamodule.prepare_data()  # SynthStreets is written on first use, as for training
+    folder = datamodule.dataset(split=split, transform=None)
+    class_names, ignore_index = tuple(folder.class_names), folder.ignore_index
+    groups = {name: _Group(name, members, class_names, ignore_index, device, net=net, predictor=predictor,
+                           dataset=datamodule.name)
+              for name, members in paths.items()}
+    # Images of a split may differ in size: one at a time.
+    loader = DataLoader(EvaluationSet(folder, datamodule.mean, datamodule.std), batch_size=1, shuffle=False,
+                        num_workers=num_workers)
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    start = time.perf_counter()
+    with torch.no_grad(), Progress(*columns, disable=not progress_bar) as progress:
+        task = progress.add_task(f"{sum(len(m) for m in paths.values())} networks on {split}", total=len(loader))
+        for batch in loader:
+            image, mask = batch["image"].to(device), batch["mask"].to(device)
+            for group in groups.values():
+                group.update(image, mask)
+            progress.advance(task)
+    seconds = time.perf_counter() - start
+
+    return {
+        "dataset": datamodule.name,
+        "root": str(folder.root),
+        "split": split,
+        "images": len(folder),
+        "net": net,
+        **next(iter(groups.values())).members[0].predictor.describe(),
+        "device": str(device),
+        "time_s": seconds,
+        "groups": {name: group.results() for name, group in groups.items()},
+    }

@@ -72,3 +72,29 @@ def check_parity(max_abs_diff: float, tolerance: float, what: str) -> None:
     if not max_abs_diff <= tolerance:  # NaN fails too
         raise RuntimeError(f"{what}: ONNX Runtime's logits differ from the network's by up to {max_abs_diff:.3g} "
                            f"(tolerance {tolerance:g}); the export is not faithful. Try dynamo=true, or another opset")
+
+
+def check_input_size(size, stride: int = 32) -> tuple[int, int]:
+    """``size`` as ``(height, width)``, each a positive multiple of the UNet encoder's ``stride``, or one clear error."""
+    if len(size) != 2 or any(int(s) <= 0 or int(s) % stride for s in size):
+        raise ValueError(f"input_size={list(size)} must be [height, width], each a positive multiple of {stride} "
+                         "(the UNet encoder's stride)")
+    return int(size[0]), int(size[1])
+
+
+def export_checked(net: nn.Module, path: str | Path, input_size: Sequence[int], tolerance: float,
+                   dynamo: bool = False, opset: int = 18) -> tuple[Path, dict[str, float]]:
+    """segkd.export's work: ``net`` exported to ``path`` (:func:`export_onnx`) and its ONNX Runtime
+    logits checked against the network's at ``input_size`` and at about half of it (free height and
+    width), each within ``tolerance``. Returns the file and ``"HxW" -> max |Δ logits|``."""
+    height, width = check_input_size(input_size)
+    net = net.cpu().eval()
+    path = export_onnx(net, path, (height, width), dynamo=dynamo, opset=opset)
+    session = onnx_session(path)
+    generator = torch.Generator().manual_seed(0)
+    checks = {}
+    for size in ((height, width), (max(32, height // 64 * 32), max(32, width // 64 * 32))):
+        images = torch.randn(2, 3, *size, generator=generator)
+        checks[f"{size[0]}x{size[1]}"] = diff = parity(net, session, images)
+        check_parity(diff, tolerance, f"{path} at {size[0]}x{size[1]}")
+    return path, checks

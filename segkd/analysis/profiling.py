@@ -201,3 +201,74 @@ def layer_table(net: nn.Module, example: torch.Tensor, depth: int = 1, warmup: i
 def workdir() -> tempfile.TemporaryDirectory:
     """Where ONNX files made only for timing go (and are deleted afterwards)."""
     return tempfile.TemporaryDirectory(prefix="segkd-profile-")
+
+
+def ratios(rows: list[dict], reference: Optional[str]) -> list[dict]:
+    """Per resolution and batch: each model's latency / the reference model's under the same backend,
+    and / its own eager latency (what the backend buys)."""
+    out = []
+    by_key = {(r["model"], r["backend"], r["height"], r["width"], r["batch"]): r for r in rows}
+    for r in rows:
+        eager = by_key.get((r["model"], "eager", r["height"], r["width"], r["batch"]))
+        ref = by_key.get((reference, r["backend"], r["height"], r["width"], r["batch"])) if reference else None
+        out.append({**{k: r[k] for k in ("model", "backend", "height", "width", "batch")},
+                    "vs_own_eager": r["median_ms"] / eager["median_ms"] if eager else None,
+                    "vs_reference": r["median_ms"] / ref["median_ms"] if ref else None})
+    return out
+
+
+def profile_networks(nets: dict[str, tuple[Callable[[], nn.Module], dict]], resolutions: Sequence[Sequence[int]],
+                     batch_sizes: Sequence[int], backends: Sequence[str], device: torch.device,
+                     reference_resolution: Sequence[int], reference: Optional[str] = None, tolerance: float = 1e-3,
+                     warmup: int = 3, repeats: int = 5, rounds: int = 3, layer_depth: Optional[int] = 1,
+                     say: Callable[[str], None] = print) -> dict:
+    """segkd.profile's measurements: ``nets`` (name -> (a factory of the network, its model spec))
+    counted at ``reference_resolution`` and each of ``resolutions`` (params, GMACs, GFLOPs, from the
+    spec on the meta device), timed under each backend at each resolution and batch size, and, unless
+    ``layer_depth`` is None, a per-layer table of each at the first resolution. A backend this machine
+    cannot run is listed under ``unavailable`` with its reason; the others are still timed. ``say``
+    is told what is being timed."""
+    import logging
+
+    from segkd.models import build_net
+
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown backends {unknown}; choose from {list(BACKENDS)}")
+    presets = []
+    for name, (_, spec) in nets.items():
+        row = {"model": name, "encoder": spec.get("encoder_name"), "decoder_channels": spec.get("decoder_channels")}
+        for size in [reference_resolution, *resolutions]:
+            cx = complexity_at(lambda: build_net(spec), size)  # from the spec: counted on the meta device
+            row.update(params=cx["params"], **{f"gmacs@{size[0]}x{size[1]}": cx["gmacs"],
+                                               f"gflops@{size[0]}x{size[1]}": cx["gflops"]})
+        presets.append(row)
+
+    rows, unavailable, layers = [], [], {}
+    with workdir() as tmp:
+        for size in resolutions:
+            for batch in batch_sizes:
+                example = torch.randn(int(batch), 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
+                runners = []
+                for name, (factory, _) in nets.items():
+                    net = factory().to(device).eval()
+                    for backend in backends:
+                        try:
+                            runners.append(make_runner(name, net, backend, example, tolerance, Path(tmp)))
+                        except Exception as err:  # a backend this machine cannot run: say why, time the rest
+                            if "differ from the network" in str(err):
+                                raise
+                            unavailable.append({"model": name, "backend": backend, "size": list(size), "batch": batch,
+                                                "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"})
+                            logging.getLogger(__name__).warning("%s under %s unavailable: %s", name, backend,
+                                                                unavailable[-1]["reason"])
+                say(f"timing {len(runners)} network/backend pairs at {batch}x3x{size[0]}x{size[1]} on {device} ...")
+                time_runners(runners, example, warmup, repeats, rounds)
+                rows += [latency_row(r, int(batch), size) for r in runners]
+        if layer_depth is not None:
+            example = torch.randn(1, 3, *resolutions[0]).to(device)
+            for name, (factory, _) in nets.items():
+                layers[name] = layer_table(factory().to(device).eval(), example, depth=int(layer_depth))
+    return {"device": str(device), "threads": torch.get_num_threads(), "reference_model": reference,
+            "presets": presets, "latency": rows, "ratios": ratios(rows, reference), "unavailable": unavailable,
+            "layers": layers}

@@ -24,3 +24,8 @@ def network_from(ckpt_path: Optional[str | Path], name: str = MAIN_NET) -> tuple
     ckpt = read_checkpoint(path, CKPT_HINT, key="ckpt_path")
     net, spec = load_net(path, name, ckpt=ckpt)
     return net, spec, path
+
+
+def run_dir_of(ckpt_path: Path) -> Path:
+    """The run a checkpoint belongs to: ``<run>/checkpoints/x.ckpt`` -> ``<run>``, else its folder."""
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent

@@ -26,7 +26,9 @@ from segkd.metrics.segmentation import SegmentationMetrics, fold_confmat, scores
 class Evaluator(L.LightningModule):
     """``predict_step`` returns each image's train-id prediction (N, H, W) and, where the batch has
     labels, adds it to the split's confusion matrix; after the split, :attr:`results` holds the
-    scores of all ranks together (None for a split without labels)."""
+    scores of all ranks together (None for a split without labels), named as in summary.json:
+    ``mIoU``, ``pixel_acc``, ``IoU`` (per class) and, for Cityscapes' classes, ``category_mIoU`` and
+    ``category_IoU``."""
 
     def __init__(self, predictor: SegmentationPredictor, class_names: Sequence[str] = CLASS_NAMES,
                  ignore_index: int = IGNORE_INDEX) -> None:
@@ -63,16 +65,16 @@ class Evaluator(L.LightningModule):
     def _scores(self) -> dict:
         scores = self.metrics.as_dict(self.metrics.compute())
         results = {
-            "miou": _finite(scores["mIoU"]),
-            "pixel_accuracy": _finite(scores["pixel_acc"]),
-            "per_class_iou": {name: _finite(iou) for name, iou in scores["IoU"].items()},
+            "mIoU": _finite(scores["mIoU"]),
+            "pixel_acc": _finite(scores["pixel_acc"]),
+            "IoU": {name: _finite(iou) for name, iou in scores["IoU"].items()},
         }
         if self.class_names == CLASS_NAMES:  # Cityscapes' 19 classes (BDD100K shares them): its categories
             with self.metrics.sync_context():
                 confmat = self.metrics.confmat.clone()
             category = scores_from_confmat(fold_confmat(confmat, CLASS_CATEGORIES, CATEGORIES))
-            results["category_iou"] = {name: _finite(float(v)) for name, v in zip(CATEGORIES, category["IoU"])}
-            results["category_miou"] = _finite(float(category["mIoU"]))
+            results["category_IoU"] = {name: _finite(float(v)) for name, v in zip(CATEGORIES, category["IoU"])}
+            results["category_mIoU"] = _finite(float(category["mIoU"]))
         return results
 
 
