@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from segkd.config import build, compose_train_config
+from segkd.data.geometry import CropGeometry
 from segkd.distill.teacher import load_teacher
 from segkd.distill.teacher_cache import bytes_per_image, compress, expand, replay, stored_size
 from segkd.losses.softmax import softmax_kl
@@ -44,13 +45,13 @@ def main() -> None:
     with torch.no_grad():
         for i in range(min(args.images, len(plain))):
             sample = plain[i]
-            h, w = plain.load_mask(i).shape
+            h, w = plain.image_size(i)
             exact = teacher(sample["image"][None])[0, :, :h, :w].float()
             for stride, top_k in LAYOUTS:
                 small = F.adaptive_avg_pool2d(exact[None], stored_size((h, w), stride))
                 stored = {k: v[0] for k, v in compress(small, top_k).items()}
                 dense = expand(stored["values"], stored.get("ids"), stored.get("rest"), exact.shape[0])
-                back = replay(dense, [h, w, 0, 0, 0, 0, 0, 0, w, h, 0], (h, w))
+                back = replay(dense, CropGeometry.whole(h, w), (h, w))
                 r = rows[(stride, top_k)]
                 r["kl1"].append(kl(exact, back, 1.0))
                 r["kl4"].append(kl(exact, back, 4.0))

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import shutil
+from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+import segkd.systems
+from segkd.data.geometry import CropGeometry
 from segkd.data.sampling import sample_seed
 from segkd.distill.teacher import RescaledTeacher, load_teacher
 from segkd.distill.teacher_cache import (
     TeacherCacheError, TeacherLogitCache, bytes_per_image, compress, expand, open_or_build, replay,
 )
-from segkd.train import train
+from segkd.train import build_system, train
 
 
-def reference_view(full: torch.Tensor, geometry: list[int]) -> torch.Tensor:
+def reference_view(full: torch.Tensor, geometry: CropGeometry) -> torch.Tensor:
     """Resize the whole map to the scaled size, pad, crop, flip: the augmentation, done the long way."""
     sh, sw, pt, pb, pl, pr, x0, y0, x1, y1, flip = geometry
     scaled = F.interpolate(full[None], size=(sh, sw), mode="bilinear", align_corners=False)[0]
@@ -28,13 +33,13 @@ def reference_view(full: torch.Tensor, geometry: list[int]) -> torch.Tensor:
     return crop.flip(-1) if flip else crop
 
 
-def random_geometry(rng: np.random.Generator, h: int, w: int, flip: int, scaled: bool) -> list[int]:
+def random_geometry(rng: np.random.Generator, h: int, w: int, flip: int, scaled: bool) -> CropGeometry:
     """A random scale -> pad -> crop -> flip record (scale 1 when not ``scaled``), as the data pipeline writes it."""
     sh, sw = (int(rng.integers(10, 60)), int(rng.integers(16, 90))) if scaled else (h, w)
     pt, pb, pl, pr = (int(v) for v in rng.integers(0, 6, 4))
     ch, cw = int(rng.integers(4, sh + pt + pb)), int(rng.integers(4, sw + pl + pr))
     y0, x0 = int(rng.integers(0, sh + pt + pb - ch + 1)), int(rng.integers(0, sw + pl + pr - cw + 1))
-    return [sh, sw, pt, pb, pl, pr, x0, y0, x0 + cw, y0 + ch, flip]
+    return CropGeometry(sh, sw, pt, pb, pl, pr, x0, y0, x0 + cw, y0 + ch, flip)
 
 
 @pytest.mark.parametrize("flip", [0, 1])
@@ -90,13 +95,13 @@ def test_replayed_cache_equals_the_live_teacher_on_the_same_view(whole_image_dat
     teacher = load_teacher(teacher_ckpt).net
     with caplog.at_level(logging.INFO, logger="segkd.distill.teacher_cache"):
         cache = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits",
-                              batch_size=4)
+                              batch_size=4, normalisation=datamodule.normalisation)
     # Without a terminal (a log file, a cluster job) the build reports its progress in lines.
     progress = [r.getMessage() for r in caplog.records if "s left" in r.getMessage()]
     assert [line.split(" images")[0] for line in progress] == [f"teacher-logit cache: {n}/16" for n in (4, 8, 12, 16)]
     assert cache.meta["stored_size"] == [64, 128] and cache.meta["arrays"]["values"][:3] == [16, 2, 19]
+    datamodule.attach_train_extra(cache)
     train_set = datamodule.train_set
-    train_set.extras.append(cache)
     flips = set()
     for index in range(6):
         sample = train_set[(index, sample_seed(0, 0, index))]
@@ -108,14 +113,17 @@ def test_replayed_cache_equals_the_live_teacher_on_the_same_view(whole_image_dat
     assert flips == {0, 1}, "both orientations were checked"
 
     # The same cache is found again by its key; another teacher's bytes make it refuse.
-    again = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits")
+    again = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits",
+                          normalisation=datamodule.normalisation)
     assert again.path == cache.path
     other = tmp_path / "other.ckpt"
     other.write_bytes(teacher_ckpt.read_bytes() + b"\0")
     with pytest.raises(TeacherCacheError, match="does not match this run.*teacher_sha256"):
-        open_or_build(teacher, other, datamodule.plain_train_set(), 19, tmp_path / "logits", path=cache.path)
+        open_or_build(teacher, other, datamodule.plain_train_set(), 19, tmp_path / "logits", path=cache.path,
+                      normalisation=datamodule.normalisation)
     with pytest.raises(TeacherCacheError, match="top_k"):
-        open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "x", path=cache.path, top_k=3)
+        open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "x", path=cache.path, top_k=3,
+                      normalisation=datamodule.normalisation)
 
     # A cache whose build never finished, or whose arrays were cut short, says so.
     broken = tmp_path / "broken"
@@ -158,18 +166,20 @@ def test_a_rescaled_teacher_caches_and_replays_its_own_logits(whole_image_datamo
         assert not torch.allclose(teacher(image), net(image), atol=1e-3), "the scale changes what it says"
 
     cache = open_or_build(teacher, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits",
-                          batch_size=4, input_scale=0.5)
-    plain = open_or_build(net, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits", batch_size=4)
+                          batch_size=4, input_scale=0.5, normalisation=datamodule.normalisation)
+    plain = open_or_build(net, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "logits", batch_size=4,
+                          normalisation=datamodule.normalisation)
     assert cache.path != plain.path and cache.meta["teacher_input_scale"] == 0.5
     assert "teacher_input_scale" not in plain.meta  # the unscaled teacher's cache keeps its name
+    datamodule.attach_train_extra(cache)
     train_set = datamodule.train_set
-    train_set.extras.append(cache)
     sample = train_set[(0, sample_seed(0, 0, 0))]
     with torch.no_grad():
         live = teacher(sample["image"][None])[0]
     torch.testing.assert_close(sample["teacher_logits"], live, atol=2e-3 * live.abs().max().item(), rtol=0)
     with pytest.raises(TeacherCacheError, match="teacher_input_scale"):
-        open_or_build(net, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "x", path=cache.path)
+        open_or_build(net, teacher_ckpt, datamodule.plain_train_set(), 19, tmp_path / "x", path=cache.path,
+                      normalisation=datamodule.normalisation)
 
 
 def test_a_rescaled_teacher_refuses_feature_terms_and_scores_at_its_scale(make_cfg, teacher_ckpt):
@@ -179,3 +189,33 @@ def test_a_rescaled_teacher_refuses_feature_terms_and_scores_at_its_scale(make_c
         train(cfg)
     with pytest.raises(ValueError, match="must be a positive factor"):
         RescaledTeacher(torch.nn.Identity(), 0.0)
+
+
+def test_the_system_hands_the_cache_to_the_datamodule_and_touches_no_dataset(make_cfg, teacher_ckpt, monkeypatch):
+    """A cached run's setup: the cache arrives through SegmentationDataModule.attach_train_extra, and no
+    system module reads or writes a dataset's train set or extras."""
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "teacher_cache=true",
+                   "distill_paradigm=logits")
+    datamodule = instantiate(cfg.dataset)
+    system = build_system(cfg, datamodule.class_names)
+    attached = []
+    attach = datamodule.attach_train_extra
+    monkeypatch.setattr(datamodule, "attach_train_extra", lambda extra: (attached.append(extra), attach(extra))[1])
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=1, limit_train_batches=1, limit_val_batches=0,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(system, datamodule=datamodule)
+    assert len(attached) == 1 and isinstance(attached[0], TeacherLogitCache)
+    cache = attached[0]
+    assert datamodule.train_extras == (cache,) and datamodule.train_set.extras == [cache]
+    assert system.teacher is None and system.teacher_cache_info["path"] == str(cache.path)
+    assert "teacher_logits" in datamodule.train_set[(0, sample_seed(0, 0, 0))]
+    # Attaching an extra of the same kind again replaces it (a second fit does not stack caches).
+    again = TeacherLogitCache(cache.path)
+    attach(again)
+    assert datamodule.train_extras == (again,) and datamodule.train_set.extras == [again]
+
+    # No system names a datamodule's datasets or a dataset's extras, so none reads or writes them.
+    for path in sorted(Path(segkd.systems.__file__).parent.rglob("*.py")):
+        names = {node.attr for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Attribute)}
+        assert not names & {"train_set", "val_set", "extras"}, f"{path.name} reaches into a dataset"

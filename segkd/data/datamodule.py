@@ -19,6 +19,9 @@ from segkd.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, t
 
 log = logging.getLogger(__name__)
 
+#: A per-sample extra: takes the transformed sample, returns the fields to add (see attach_train_extra).
+Extra = Callable[[dict], dict]
+
 
 class SegmentationDataModule(L.LightningDataModule):
     """Train/val loaders over a :class:`SegmentationFolder`.
@@ -42,6 +45,27 @@ class SegmentationDataModule(L.LightningDataModule):
     A configuration that would train nothing is refused with a :class:`DatasetError` naming the key
     to change: batch sizes and crop sizes when the module is built, the number of train batches and
     the crop against the images in ``setup("fit")``, before the first step.
+
+    **Per-sample extras.** Whatever adds fields to each train sample (the teacher-logit cache of
+    offline KD adds ``teacher_logits``) is handed to this module with :meth:`attach_train_extra`; the
+    module owns its train set and applies it there, now or when the set is built. A system asks for
+    it and never touches a dataset. What such an extra needs to know about the data comes from here
+    too: :attr:`normalisation` (what the student's inputs are normalised with, so a teacher sees the
+    same), :meth:`plain_train_set` (the train split without augmentation) and, on that set,
+    :meth:`~segkd.data.datasets.SegmentationFolder.manifest` and
+    :meth:`~segkd.data.datasets.SegmentationFolder.image_size`. The geometry each train sample was
+    given travels on it as ``sample["geometry"]`` (:class:`~segkd.data.geometry.CropGeometry`).
+
+    **KD-facing settings.** ``logit_cache`` and ``teacher_scale_range`` are not used by this module:
+    they are facts about the data that distillation configs read (``${dataset.logit_cache.stride}``
+    in conf/experiment/offline_kd.yaml, ``${dataset.teacher_scale_range}`` in
+    conf/experiment/reference_teacher.yaml). They live in each dataset file, and so are accepted
+    here, because the right value follows from the data, not from the recipe: the cache layout from
+    the image size (full resolution for 128x256 SynthStreets, stride 4 and top-5 for 1024x2048
+    Cityscapes: docs/DATASETS.md), the teacher's scale augmentation from what the reference teacher
+    of that data was trained with. Keeping them under ``dataset.`` keeps ``dataset=<name>`` the one
+    switch that brings them along, every override (``dataset.logit_cache.stride=2``) and every
+    recorded run config (whose recipe identity includes them) as they were.
     """
 
     #: A crop is refused when, even at the largest scale, less than this share of it can be image
@@ -97,12 +121,14 @@ class SegmentationDataModule(L.LightningDataModule):
         self.stats_cache_dir = stats_cache_dir
         #: Seeds the training order and each sample's augmentation (see segkd.data.sampling).
         self.seed = resolve_seed(seed)
-        #: How offline KD stores a teacher's logits over this data (segkd.distill.teacher_cache):
-        #: full resolution suits small images; 1024x2048 ones need a stride and top-k.
+        #: KD-facing (see the class docstring), read by the config only. How offline KD stores a
+        #: teacher's logits over this data (segkd.distill.teacher_cache): full resolution suits small
+        #: images; 1024x2048 ones need a stride and top-k.
         self.logit_cache = dict(logit_cache or {"stride": 1, "top_k": None})
-        #: The scale augmentation of this data's reference teacher (conf/experiment/reference_teacher.yaml),
-        #: which may differ from the students' (``scale_range``).
+        #: KD-facing, read by the config only. The scale augmentation of this data's reference teacher
+        #: (conf/experiment/reference_teacher.yaml), which may differ from the students' (``scale_range``).
         self.teacher_scale_range = tuple(teacher_scale_range) if teacher_scale_range is not None else self.scale_range
+        self._train_extras: list[Extra] = []  # see attach_train_extra
         self.train_set: Optional[SegmentationFolder] = None
         self.val_set: Optional[SegmentationFolder] = None
         self._resume_at: Optional[dict] = None  # (epoch, steps) of a mid-epoch checkpoint being resumed
@@ -117,6 +143,7 @@ class SegmentationDataModule(L.LightningDataModule):
                 split=self.train_split,
                 transform=train_transform(self.crop_size, self.scale_range, self.jitter, self.mean, self.std),
             )
+            self.train_set.extras = list(self._train_extras)
             self._check_classes(self.train_set)
             self._check_crop(self.train_set)
         if stage in (None, "fit"):
@@ -131,6 +158,28 @@ class SegmentationDataModule(L.LightningDataModule):
     def plain_train_set(self) -> SegmentationFolder:
         """The train split without augmentation (normalised, padded to /32): what a teacher cache is built from."""
         return self.dataset(split=self.train_split, transform=eval_transform(None, self.mean, self.std))
+
+    @property
+    def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` per RGB channel (of 0..1 values) that every image of this module is normalised with."""
+        return self.mean, self.std
+
+    def attach_train_extra(self, extra: Extra) -> None:
+        """Have every train sample also carry what ``extra(sample)`` returns (a dict merged into it).
+
+        ``extra`` is called in whichever process reads samples (DataLoader workers too, so it must
+        pickle), after the transform, with the sample's ``index`` and ``geometry``. An extra of the same
+        type attached earlier is replaced, so attaching again (a second fit) does not stack them. It
+        applies from the next sample read: attach before the train loader is built.
+        """
+        self._train_extras = [e for e in self._train_extras if type(e) is not type(extra)] + [extra]
+        if self.train_set is not None:
+            self.train_set.extras = list(self._train_extras)
+
+    @property
+    def train_extras(self) -> tuple[Extra, ...]:
+        """The extras :meth:`attach_train_extra` attached, in order."""
+        return tuple(self._train_extras)
 
     def _check_classes(self, dataset: SegmentationFolder) -> None:
         if dataset.num_classes != self.num_classes:

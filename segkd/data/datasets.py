@@ -7,6 +7,7 @@ Pairing and layout are checked when the dataset is built; label contents when a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -15,11 +16,32 @@ import torch
 from torch.utils.data import Dataset
 
 from segkd.data.errors import DatasetError
-from segkd.data.io import check_train_ids, read_label, read_rgb
+from segkd.data.io import check_train_ids, read_label, read_rgb, read_size
 from segkd.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, RAW_TO_TRAIN, UNKNOWN_ID
 from segkd.data.transforms import geometry
 
 Transform = Callable[..., dict]
+
+
+@dataclass(frozen=True)
+class SplitManifest:
+    """What one split is made of, for code that names, keys or fingerprints it (the teacher-logit
+    cache) without reading a dataset's internals: :meth:`SegmentationFolder.manifest`.
+
+    ``files`` holds, per sample in index order, its files (the image, then its label when the split
+    has labels), absolute; :meth:`relative` names one under ``root``.
+    """
+
+    dataset: str   # the dataset class's name, e.g. "CityscapesDataset"
+    split: str
+    root: Path
+    files: tuple[tuple[Path, ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def relative(self, path: Path) -> Path:
+        return path.relative_to(self.root)
 
 
 class SegmentationFolder(Dataset):
@@ -38,7 +60,8 @@ class SegmentationFolder(Dataset):
         #: False for a split whose labels are not public (test): samples are then ``(image, None)``
         #: and only the images are read (segkd.evaluate writes predictions for them).
         self.with_labels = with_labels
-        #: Callables that add fields to each transformed sample (e.g. cached teacher logits).
+        #: Callables that add fields to each transformed sample (e.g. cached teacher logits). The
+        #: datamodule owns this list for its train split (SegmentationDataModule.attach_train_extra).
         self.extras: list[Callable[[dict], dict]] = []
         if not self.root.is_dir():
             raise DatasetError(
@@ -67,6 +90,17 @@ class SegmentationFolder(Dataset):
 
     def decode_label(self, label: np.ndarray, path: Path) -> np.ndarray:
         raise NotImplementedError
+
+    def manifest(self) -> SplitManifest:
+        """This split's identity and files (see :class:`SplitManifest`)."""
+        files = tuple(tuple(path for path in sample if path is not None) for sample in self.samples)
+        return SplitManifest(type(self).__name__, self.split, self.root, files)
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        """``(height, width)`` of sample ``index`` before any transform, from a file header alone: its
+        label map's when the split has labels (the size every field of the sample has), else its image's."""
+        image_path, label_path = self.samples[index]
+        return read_size(label_path if label_path is not None else image_path)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -102,7 +136,8 @@ class SegmentationFolder(Dataset):
                 self.transform.set_random_seed(seed)
             out = self.transform(image=image, mask=mask)
             if "applied_transforms" in out:
-                sample["geometry"] = torch.tensor(geometry(out["applied_transforms"], image.shape), dtype=torch.long)
+                # a tensor, so that batches collate it: CropGeometry.of(sample["geometry"]) reads it back
+                sample["geometry"] = geometry(out["applied_transforms"], image.shape).as_tensor()
             image, mask = out["image"], out["mask"]
         if not isinstance(image, torch.Tensor):
             image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

@@ -8,6 +8,7 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
+from segkd.data.geometry import CropGeometry
 from segkd.data.labels import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,7 +27,8 @@ def train_transform(
     """Random scale, crop (padded with the ignore label where the scaled image is smaller), flip, colour jitter.
 
     The pipeline records what it applied (``save_applied_params``): :func:`geometry` reads the
-    scale, padding, crop box and flip back, so a cached teacher output can be given the same view.
+    scale, padding, crop box and flip back as a :class:`~segkd.data.geometry.CropGeometry`, so a
+    cached teacher output can be given the same view.
     """
     height, width = crop_size
     low, high = scale_range
@@ -50,20 +52,17 @@ def train_transform(
     )
 
 
-#: Fields of :func:`geometry`, in order.
-GEOMETRY_FIELDS = (
-    "scaled_h", "scaled_w", "pad_top", "pad_bottom", "pad_left", "pad_right",
-    "crop_x0", "crop_y0", "crop_x1", "crop_y1", "flip",
-)
+#: Fields of :func:`geometry`, in order (kept for readers of the 11-long ``sample["geometry"]`` tensor).
+GEOMETRY_FIELDS = CropGeometry._fields
 
 
-def geometry(applied: list[tuple[str, dict]], image_shape: Sequence[int]) -> list[int]:
+def geometry(applied: list[tuple[str, dict]], image_shape: Sequence[int]) -> CropGeometry:
     """The geometric part of one applied train pipeline: scale -> pad -> crop -> horizontal flip.
 
     ``applied`` is albumentations' ``applied_transforms`` (only the transforms that fired, each with
-    its parameters and input shape). Returns the values named by :data:`GEOMETRY_FIELDS`: the size of
-    the scaled image, the padding added around it, the crop box in padded coordinates and whether
-    the crop was mirrored. Anything else geometric would make that record wrong, so it is refused.
+    its parameters and input shape). Returns the size of the scaled image, the padding added around
+    it, the crop box in padded coordinates and whether the crop was mirrored. Anything else
+    geometric would make that record wrong, so it is refused.
     """
     scaled = tuple(int(s) for s in image_shape[:2])
     pad = (0, 0, 0, 0)
@@ -83,7 +82,7 @@ def geometry(applied: list[tuple[str, dict]], image_shape: Sequence[int]) -> lis
             raise ValueError(f"geometry() cannot record {name}; the teacher cache replays scale, pad, crop and flip only")
     if crop is None:
         crop = (0, 0, scaled[1] + pad[2] + pad[3], scaled[0] + pad[0] + pad[1])
-    return [*scaled, *pad, *crop, flip]
+    return CropGeometry(*scaled, *pad, *crop, flip)
 
 
 #: Geometric transforms whose effect :func:`geometry` does not record.

@@ -5,8 +5,15 @@ as much as the whole student step). The teacher is frozen, so its output on an i
 only the augmentation does. The cache therefore stores the teacher's logits on each *whole,
 unaugmented* image (and on its mirror image, since a CNN is not exactly flip-equivariant), and each
 training sample gets them warped by the geometry its own augmentation applied (scale, pad, crop,
-flip; see :func:`segkd.data.transforms.geometry`). Photometric augmentation stays on the student's
-input alone. The cache stores logits, not probabilities, so the temperature stays a free choice.
+flip: a :class:`segkd.data.geometry.CropGeometry`, recorded by :func:`segkd.data.transforms.geometry`).
+Photometric augmentation stays on the student's input alone. The cache stores logits, not
+probabilities, so the temperature stays a free choice.
+
+What it reads of the data goes through the data layer's public interface: the split to build from
+is a :class:`CacheableSplit` (the datamodule's ``plain_train_set()``), its mean/std come from the
+datamodule (``normalisation``), and a built cache reaches the train samples as a per-sample extra
+(``SegmentationDataModule.attach_train_extra``): it is a callable from a sample to its
+``teacher_logits``.
 
 Layout (chosen so a 1024x2048 Cityscapes image stays practical): fp16, optionally at 1/``stride``
 of the image resolution (logits are smooth; replay upsamples bilinearly), and optionally only the
@@ -30,14 +37,16 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from segkd.data.datasets import SplitManifest
+from segkd.data.geometry import CropGeometry
 from segkd.models.checkpoint import MAIN_NET
 from segkd.models.complexity import count_gmacs
 
@@ -53,6 +62,25 @@ class TeacherCacheError(ValueError):
     """A teacher-logit cache that cannot be used: missing, incomplete, or built for something else."""
 
 
+class CacheableSplit(Protocol):
+    """What the cache needs of the split it is built over (a :class:`segkd.data.SegmentationFolder`
+    is one; ``SegmentationDataModule.plain_train_set()`` gives the train split's, unaugmented):
+
+    * ``len(split)`` and ``split[i]``: a dict with ``index`` and ``image``, normalised and padded
+      bottom/right to a multiple of 32 (what the teacher reads, batched by a DataLoader);
+    * ``manifest()``: the split's name, dataset class and files (which key the cache);
+    * ``image_size(i)``: sample ``i``'s size before padding (what the cache stores).
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict: ...
+
+    def manifest(self) -> SplitManifest: ...
+
+    def image_size(self, index: int) -> tuple[int, int]: ...
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -61,14 +89,13 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def dataset_fingerprint(dataset: Any) -> str:
+def dataset_fingerprint(manifest: SplitManifest) -> str:
     """The split's files (path under the root, size, mtime): a changed or regenerated image changes it."""
     digest = hashlib.sha1()
-    root = Path(dataset.root)
-    for image, label in dataset.samples:
-        for path in (image, label):
+    for files in manifest.files:
+        for path in files:
             stat = path.stat()
-            digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{manifest.relative(path)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -103,10 +130,11 @@ def expand(values: Tensor, ids: Optional[Tensor], rest: Optional[Tensor], num_cl
     return dense.scatter_(0, ids.long(), values)
 
 
-def replay(logits: Tensor, geometry: Sequence[int], image_size: Sequence[int]) -> Tensor:
+def replay(logits: Tensor, geometry: Union[CropGeometry, Sequence[int]], image_size: Sequence[int]) -> Tensor:
     """Warp a view's (C, Hc, Wc) logits of the whole image into one augmented sample's crop.
 
-    ``geometry`` is scale -> pad -> crop -> flip as recorded by the data pipeline; ``logits`` is the
+    ``geometry`` is scale -> pad -> crop -> flip as recorded by the data pipeline (a
+    :class:`~segkd.data.geometry.CropGeometry`, or its 11 values in field order); ``logits`` is the
     view of the right orientation (the mirrored image's for a flipped sample). The crop box is
     mapped back into the stored map's coordinates and sampled bilinearly with half-pixel centres
     (roi_align with ``aligned=True``), i.e. exactly what resizing then cropping would give, without
@@ -114,7 +142,7 @@ def replay(logits: Tensor, geometry: Sequence[int], image_size: Sequence[int]) -
     """
     from torchvision.ops import roi_align
 
-    sh, sw, pt, pb, pl, pr, x0, y0, x1, y1, flip = (int(g) for g in geometry)
+    sh, sw, pt, pb, pl, pr, x0, y0, x1, y1, flip = CropGeometry.of(geometry)
     hc, wc = logits.shape[-2:]
     if flip:  # the mirrored view: the crop's columns mirror inside the padded, scaled image
         x0, x1 = sw + pl + pr - x1, sw + pl + pr - x0
@@ -191,9 +219,10 @@ class TeacherLogitCache:
         return logits
 
     def __call__(self, sample: dict) -> dict:
-        """A dataset extra: the teacher's logits for this sample's augmented view."""
-        geometry = sample["geometry"].tolist()
-        logits = self.view(sample["index"], flipped=bool(geometry[-1]))
+        """A per-sample extra (``SegmentationDataModule.attach_train_extra``): the teacher's logits
+        for this sample's augmented view (its ``index`` and ``geometry``)."""
+        geometry = CropGeometry.of(sample["geometry"])
+        logits = self.view(sample["index"], flipped=bool(geometry.flip))
         return {"teacher_logits": replay(logits, geometry, self.meta["image_size"])}
 
     def summary(self) -> dict:
@@ -251,7 +280,7 @@ class _NpyRows:
             pass
 
 
-def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int, stride: int,
+def expected_meta(teacher_checkpoint: str | Path, split: SplitManifest, num_classes: int, stride: int,
                   top_k: Optional[int], flip: bool, mean: Sequence[float], std: Sequence[float],
                   teacher_net: str = MAIN_NET, input_scale: float = 1.0) -> dict:
     """Everything a cache's content depends on; its hash names the cache folder.
@@ -263,10 +292,10 @@ def expected_meta(teacher_checkpoint: str | Path, dataset: Any, num_classes: int
     meta = {
         "version": CACHE_VERSION,
         "teacher_sha256": file_sha256(teacher_checkpoint),
-        "dataset": type(dataset).__name__,
-        "split": dataset.split,
-        "num_images": len(dataset),
-        "files": dataset_fingerprint(dataset),
+        "dataset": split.dataset,
+        "split": split.split,
+        "num_images": len(split),
+        "files": dataset_fingerprint(split),
         "num_classes": num_classes,
         "stride": stride,
         "top_k": top_k,
@@ -285,7 +314,7 @@ def cache_key(meta: Mapping[str, Any]) -> str:
 
 
 @torch.no_grad()
-def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Mapping[str, Any],
+def build_cache(teacher: nn.Module, dataset: CacheableSplit, path: str | Path, meta: Mapping[str, Any],
                 batch_size: int = 8, num_workers: int = 0, device: torch.device | str = "cpu") -> TeacherLogitCache:
     """Run ``teacher`` over ``dataset`` (untransformed images, normalised and padded to /32 by its
     eval transform) and write the cache atomically to ``path``."""
@@ -309,7 +338,7 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
             done = reported = 0
             for batch in loader:
                 index = batch["index"]
-                size = tuple(int(s) for s in _unpadded_size(dataset, int(index[0])))
+                size = tuple(int(s) for s in dataset.image_size(int(index[0])))
                 if image_size is None:
                     image_size = size
                     hc, wc = stored_size(size, stride)
@@ -322,7 +351,7 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
                               for n, s in shapes.items()}
                 elif size != image_size:
                     raise TeacherCacheError(
-                        f"the teacher cache needs images of one size; {dataset.samples[int(index[0])][0]} is {size}, "
+                        f"the teacher cache needs images of one size; {dataset.manifest().files[int(index[0])][0]} is {size}, "
                         f"the first image was {image_size}"
                     )
                 images = batch["image"].to(device)
@@ -366,11 +395,6 @@ def build_cache(teacher: nn.Module, dataset: Dataset, path: str | Path, meta: Ma
     return TeacherLogitCache(path)
 
 
-def _unpadded_size(dataset: Any, index: int) -> tuple[int, int]:
-    """The image's own size (the eval transform pads it to a multiple of 32)."""
-    return dataset.load_mask(index).shape[:2]
-
-
 def _write_synced(path: Path, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
@@ -378,21 +402,28 @@ def _write_synced(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def open_or_build(teacher: nn.Module, teacher_checkpoint: str | Path, dataset: Any, num_classes: int,
+def open_or_build(teacher: nn.Module, teacher_checkpoint: str | Path, dataset: CacheableSplit, num_classes: int,
                   cache_dir: str | Path, path: Optional[str | Path] = None, stride: int = 1,
                   top_k: Optional[int] = None, flip: bool = True, batch_size: int = 8, num_workers: int = 0,
                   device: torch.device | str = "cpu", build: bool = True,
-                  teacher_net: str = MAIN_NET, input_scale: float = 1.0) -> TeacherLogitCache:
+                  teacher_net: str = MAIN_NET, input_scale: float = 1.0, *,
+                  normalisation: tuple[Sequence[float], Sequence[float]]) -> TeacherLogitCache:
     """The cache for this teacher and split: the given ``path`` (checked), else the keyed one under
-    ``cache_dir``, built first if it does not exist (only when ``build``; other ranks wait and open)."""
-    mean, std = _normalisation(dataset)
-    meta = expected_meta(teacher_checkpoint, dataset, num_classes, stride, top_k, flip, mean, std, teacher_net,
+    ``cache_dir``, built first if it does not exist (only when ``build``; other ranks wait and open).
+
+    ``dataset`` is the unaugmented split (``SegmentationDataModule.plain_train_set()``);
+    ``normalisation`` is the ``(mean, std)`` its images are normalised with
+    (``SegmentationDataModule.normalisation``), which is part of the cache's key: the teacher must
+    see what the student sees."""
+    mean, std = normalisation
+    split = dataset.manifest()
+    meta = expected_meta(teacher_checkpoint, split, num_classes, stride, top_k, flip, mean, std, teacher_net,
                          input_scale)
     if path is not None:
         cache = TeacherLogitCache(path)
         cache.check(meta)
         return cache
-    target = Path(cache_dir) / f"{type(dataset).__name__.lower()}-{dataset.split}-{cache_key(meta)}"
+    target = Path(cache_dir) / f"{split.dataset.lower()}-{split.split}-{cache_key(meta)}"
     if (target / META).is_file():
         cache = TeacherLogitCache(target)
         log.info("teacher-logit cache: reusing %s", target)
@@ -400,13 +431,6 @@ def open_or_build(teacher: nn.Module, teacher_checkpoint: str | Path, dataset: A
     if not build:
         raise TeacherCacheError(f"teacher-logit cache {target} was not built; rank 0 builds it first")
     log.info("teacher-logit cache: building %s for %d %s images (once per teacher and split)",
-             target, len(dataset), dataset.split)
+             target, len(dataset), split.split)
     return build_cache(teacher, dataset, target, meta, batch_size, num_workers, device)
 
-
-def _normalisation(dataset: Any) -> tuple[list[float], list[float]]:
-    """The mean/std of the dataset's Normalize step: the teacher must see what the student sees."""
-    for t in getattr(dataset.transform, "transforms", []):
-        if type(t).__name__ == "Normalize":
-            return list(np.atleast_1d(t.mean).tolist()), list(np.atleast_1d(t.std).tolist())
-    raise TeacherCacheError("the dataset used to build the teacher cache has no Normalize step")

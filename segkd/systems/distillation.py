@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import RescaledTeacher, load_teacher, return_freed_memory
-from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
+from segkd.distill.teacher_cache import open_or_build
 from segkd.metrics import NetScores
 from segkd.models import measure_complexity
 from segkd.models.checkpoint import MAIN_NET
@@ -30,7 +30,9 @@ class DistillationSystem(SystemBase):
 
     With ``teacher.cache.enabled`` the teacher's logits over the train split are computed once
     (segkd.distill.teacher_cache) and each batch carries its own, warped to its augmentation, so
-    training steps run no teacher, and the teacher itself is let go once it is scored. Only the
+    training steps run no teacher, and the teacher itself is let go once it is scored. The system
+    asks the datamodule for what the cache needs (``plain_train_set()``, ``normalisation``) and hands
+    it the cache (``attach_train_extra``); it reads and changes no dataset itself. Only the
     logits are cached: terms that read teacher features need the live teacher, and asking for both
     is refused when the system is built.
 
@@ -170,12 +172,13 @@ class DistillationSystem(SystemBase):
         return scores.compute_and_reset(details=True)  # + calibration bins and per-class errors
 
     def _attach_teacher_cache(self) -> None:
-        """Open (or, on rank 0, build) the cache and let the train set add each sample's teacher logits."""
+        """Open (or, on rank 0, build) the cache and hand it to the datamodule, which has each train
+        sample carry its teacher logits."""
         datamodule, strategy = self.trainer.datamodule, self.trainer.strategy
-        datamodule.setup("fit")
         options = self.cache_options
         kwargs = dict(
             teacher_checkpoint=self.teacher_checkpoint, dataset=datamodule.plain_train_set(),
+            normalisation=datamodule.normalisation,
             num_classes=len(self.hparams.class_names), cache_dir=options["dir"], path=options.get("path"),
             stride=int(options.get("stride") or 1), top_k=options.get("top_k"), flip=bool(options.get("flip", True)),
             batch_size=int(options.get("batch_size") or 8), num_workers=datamodule.num_workers,
@@ -185,8 +188,7 @@ class DistillationSystem(SystemBase):
         strategy.barrier("teacher_cache")  # the other ranks open what rank 0 built
         if cache is None:
             cache = open_or_build(self.teacher, build=False, **kwargs)
-        train_set = datamodule.train_set
-        train_set.extras = [e for e in train_set.extras if not isinstance(e, TeacherLogitCache)] + [cache]
+        datamodule.attach_train_extra(cache)
         self.teacher_cache_info = cache.summary()
 
     def forward_gmacs(self, input_size: Sequence[int]) -> dict[str, dict[str, float]]:
