@@ -1,6 +1,6 @@
 """The figures of a dataset analysis (segkd.analyze), one PNG each.
 
-Drawn on matplotlib Figures directly, never through pyplot's global state (as segkd.visual.report),
+Drawn on matplotlib Figures directly (segkd.reporting), never through pyplot's global state (as segkd.visual.report),
 so they can be made from any process or thread. Classes are on the vertical axis in train-id order,
 the same order as the report's table, so a figure and its table read side by side.
 """
@@ -13,20 +13,11 @@ from typing import Optional, Sequence
 import numpy as np
 
 from segkd.analysis.dataset_stats import AREA_BIN_EDGES, AREA_PERCENTILES
+from segkd.reporting import new_figure, save_figure
 
 
 def _figure(rows: int, width: float = 9.0):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, max(3.5, 0.3 * rows + 1.5)))
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return new_figure(figsize=(width, max(3.5, 0.3 * rows + 1.5)))
 
 
 def _class_axis(ax, names: Sequence[str]) -> np.ndarray:
@@ -51,7 +42,7 @@ def draw_class_frequency(names: Sequence[str], share: np.ndarray, path: Path, ti
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xscale("log")
     ax.set(xlabel="% of labelled pixels (log scale)", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def draw_class_presence(names: Sequence[str], presence: np.ndarray, path: Path, title: str) -> Path:
@@ -62,7 +53,7 @@ def draw_class_presence(names: Sequence[str], presence: np.ndarray, path: Path, 
     ys = _class_axis(ax, names)
     ax.barh(ys, 100 * np.asarray(presence), height=0.8, color="tab:green")
     ax.set(xlim=(0, 100), xlabel="% of images where the class appears", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def draw_object_sizes(names: Sequence[str], shares: Sequence[np.ndarray], path: Path, title: str) -> Path:
@@ -80,7 +71,7 @@ def draw_object_sizes(names: Sequence[str], shares: Sequence[np.ndarray], path: 
     ax.set_ylim(len(names) - 0.5, -0.5)
     low, high = AREA_PERCENTILES
     ax.set(xlabel=f"object area, % of the image (box: quartiles, whiskers: p{low}-p{high}); (count)", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
 
 
 def draw_object_size_histograms(names: Sequence[str], histograms: Sequence[Sequence[int]], path: Path,
@@ -103,4 +94,4 @@ def draw_object_size_histograms(names: Sequence[str], histograms: Sequence[Seque
     _class_axis(ax, [f"{name} ({int(n)})" for name, n in zip(names, totals.ravel())])
     fig.colorbar(mesh, ax=ax, label="% of the class's objects")
     ax.set(xlabel="object area, % of the image (log bins); (count)", title=title)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=110)
