@@ -387,9 +387,21 @@ def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: s
         if not recipe.fields.get("teacher") and not is_scratch(recipe.fields) and baseline is None:
             row["matched"] = _matched(recipe, recipes, metric, match)
         rows.append(row)
+    _teacher_ratios(rows)
     order = {TEACHER: 0, BASELINE: 1}
     return sorted(rows, key=lambda r: (order.get(r["verdict"], 2), -(r["delta_mean"] if r["delta_mean"] is not None else -1e9),
                                        -(r["miou_mean"] or 0)))
+
+
+def _teacher_ratios(rows: list[dict]) -> None:
+    """Each student's mIoU as a share of its teacher's (``teacher_ratio``): the teacher its runs scored
+    (offline KD), else the one teacher of the comparison (a protocol's reference teacher), else none.
+    How close a longer schedule brings a student to its teacher is what a budget curve shows."""
+    teachers = [r for r in rows if r["verdict"] == TEACHER and r["miou_mean"]]
+    only = teachers[0]["miou_mean"] if len(teachers) == 1 else None
+    for r in rows:
+        reference = r["teacher_miou"] or only
+        r["teacher_ratio"] = r["miou_mean"] / reference if r["verdict"] != TEACHER and reference and r["miou_mean"] else None
 
 
 def _matched(recipe: Recipe, recipes: Sequence[Recipe], metric: str, by: str) -> dict:
@@ -438,8 +450,8 @@ def markdown(rows: Sequence[dict], metric: str) -> str:
             f"scratch budget whose training {match} is the nearest at or above the recipe's. Cost ×: the recipe's "
             "training compute / wall time over its equal-budget baseline's.\n\n"
             "| recipe | seeds | mIoU | Δ equal budget [95% CI] | verdict | cost × (compute / wall) "
-            f"| Δ matched {match} [95% CI] | verdict | matched baseline | params (M) | GMACs | teacher mIoU |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+            f"| Δ matched {match} [95% CI] | verdict | matched baseline | ÷ teacher | params (M) | GMACs | teacher mIoU |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         paired = f"{r['n_seeds']}" + (f" ({r['n_paired']} paired)" if r["n_paired"] != r["n_seeds"] and r["baseline"] else "")
@@ -453,6 +465,7 @@ def markdown(rows: Sequence[dict], metric: str) -> str:
             f"| {r['recipe']} | {paired} | {percent(r['miou_mean'])}{std} | {percent(r['delta_mean'], signed=True)} {_ci(r['delta_ci95'])} "
             f"| {r['verdict']} | {_times(ratio.get('compute'))} / {_times(ratio.get('wall'))} | {m_delta} "
             f"| {matched.get('verdict') or ('no matched baseline' if matched else '—')} | {m_base} "
+            f"| {'—' if r.get('teacher_ratio') is None else format(r['teacher_ratio'], '.2f')} "
             f"| {(r['params'] or 0) / 1e6:.2f} | {r['gmacs'] if r['gmacs'] is not None else float('nan'):.3f} "
             f"| {percent(r['teacher_miou'])} |"
         )

@@ -236,6 +236,7 @@ def test_matched_cost_pairing_delta_ci_and_verdict_by_hand(budgets):
     assert matched["delta_ci95"] == pytest.approx([mean - half, mean + half])
     assert matched["verdict"] == "better" and matched["reason"] is None
     assert (budgets / "miou_vs_training_compute.png").stat().st_size > 0
+    assert rows["student/student_mnv2 trainer.max_epochs=16"]["teacher_ratio"] is None, "no teacher in this tree"
     md = (budgets / "comparison.md").read_text()
     assert "| 1.50x / 2.50x |" in md and "student/student_mnv2 trainer.max_epochs=8 (1.33x cost)" in md
 
@@ -272,3 +273,11 @@ def test_runs_without_a_cost_block_say_so(tree):
     rows = compare.report([tree], plots=False)
     found = by_paradigm(rows)
     assert "no cost.train_gmacs" in found[("logits", ())]["matched"]["reason"]
+
+
+def test_each_student_is_a_share_of_its_teacher(tree):
+    rows = by_paradigm(compare.report([tree], plots=False))
+    # KD runs scored their own teacher (0.3); the scratch student has the comparison's one teacher (0.35)
+    assert rows[("logits", ())]["teacher_ratio"] == pytest.approx((0.20 + 0.22 + 0.21) / 3 / 0.3 + 0.03 / 0.3)
+    assert rows[(None, ())]["teacher_ratio"] == pytest.approx(0.21 / 0.35)
+    assert rows[(None, ())]["verdict"] == "baseline"
