@@ -27,6 +27,7 @@ from segkd.runtime.cluster import cluster_plugins
 from segkd.runtime.loggers import CSVLogger
 from segkd.runtime.processes import RESOLVED_CONFIG, ddp_job_scope, save_job_config
 from segkd.runtime.provenance import provenance
+from segkd.runtime.run_lock import run_dir_lock
 from segkd.recipe import recipe, recipe_config
 from segkd.summary import print_summary, write_summary
 
@@ -206,7 +207,15 @@ def check_paradigm_is_read(cfg: DictConfig) -> None:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Train the system the config describes and return its summary (also written to summary.json)."""
+    """Train the system the config describes and return its summary (also written to summary.json).
+
+    The run dir has one writer: a second run into it while this one lives is refused (segkd.runtime.run_lock).
+    """
+    with run_dir_lock(Path(cfg.paths.output_dir)):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     finished = output_dir / "summary.json"
     if cfg.get("auto_resume", True) and not cfg.get("ckpt_path") and finished.is_file():
