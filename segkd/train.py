@@ -116,6 +116,10 @@ def _hydra_overrides() -> list[str]:
 
 def _trainer_kwargs(cfg: DictConfig) -> dict:
     kwargs = to_plain(cfg.trainer)
+    for key in ("max_epochs", "max_steps", "limit_train_batches"):  # a run that would take no step at all
+        if kwargs.get(key) is not None and kwargs[key] == 0 and not isinstance(kwargs[key], bool):
+            raise ValueError(f"trainer.{key}={kwargs[key]}: nothing would train; set it to 1 or more "
+                             f"(trainer.max_steps=-1 and trainer.max_epochs=null mean no limit)")
     if kwargs.get("accumulate_grad_batches", 1) != 1:
         raise ValueError(
             f"trainer.accumulate_grad_batches={kwargs['accumulate_grad_batches']} is not set by hand in segkd: "

@@ -93,11 +93,11 @@ def test_non_positive_crop_is_refused(make_cfg):
 
 def test_crop_mostly_padding_is_refused_a_little_larger_is_not(make_cfg):
     # images are 64x128, scaled by at most 1.25: Cityscapes' crop would be ~4% image
-    datamodule = prepared(make_cfg("dataset.crop_size=[512,1024]"))
+    datamodule = prepared(make_cfg("dataset.crop_size=[512,1024]", "dataset.scale_range=[0.5,1.25]"))
     with pytest.raises(DatasetError, match=r"dataset\.crop_size=\[512, 1024\] is far larger than the train images "
                                            r"\(the largest is 64x128.*set dataset\.crop_size to at most \[80, 160\]"):
         datamodule.setup("fit")
-    prepared(make_cfg("dataset.crop_size=[96,192]")).setup("fit")  # 69% image: padded, legal
+    prepared(make_cfg("dataset.crop_size=[96,192]", "dataset.scale_range=[0.5,1.25]")).setup("fit")  # 69% image: padded, legal
 
 
 # ----------------------------------------------------------------------------- empty splits

@@ -69,10 +69,19 @@ def test_the_message_is_found_inside_nested_instantiation_errors():
     assert users_error(info.value) is None, "a library's error is not segkd's: its traceback stays"
 
 
-@pytest.mark.parametrize("override, key", [("system.optimizer.lr=-0.01", "system.optimizer.lr"),
-                                           ("system.optimizer.lr=0", "system.optimizer.lr")])
-def test_invalid_values_are_refused_naming_the_key(make_cfg, override, key):
-    with pytest.raises(ValueError, match=key):
+@pytest.mark.parametrize("override, message", [
+    ("system.optimizer.lr=-0.01", r"^system\.optimizer\.lr must be > 0, got -0\.01"),
+    ("system.optimizer.lr=0", r"^system\.optimizer\.lr must be > 0"),
+    ("+system.optimizer.lrr=1", r"^system\.optimizer\.lrr: AdamW takes no argument 'lrr'; its arguments are "
+                                r"\['lr', 'betas', 'eps', 'weight_decay', .*\(remove it with ~system\.optimizer\.lrr\)"),
+    ("system.optimizer.lr=abc", r"^system\.optimizer\.lr='abc' is not a number; AdamW's lr defaults to 0\.001"),
+    ("system.optimizer.weight_decay=much", r"^system\.optimizer\.weight_decay='much' is not a number"),
+    ("trainer.max_epochs=0", r"^trainer\.max_epochs=0: nothing would train; set it to 1 or more"),
+    ("trainer.max_steps=0", r"^trainer\.max_steps=0: nothing would train"),
+    ("trainer.limit_train_batches=0", r"^trainer\.limit_train_batches=0: nothing would train"),
+])
+def test_invalid_values_are_refused_naming_the_key(make_cfg, override, message):
+    with pytest.raises(ValueError, match=message):
         train(make_cfg(override))
 
 
