@@ -247,3 +247,19 @@ def test_a_paradigm_on_a_run_that_does_not_distil_is_refused_in_one_line(make_cf
                                          r"\(SegmentationSystem\) trains from labels alone\. Distil .*"
                                          r"\+experiment=offline_kd distill_paradigm=cwd.*\+experiment=online_dml"):
         train(cfg)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("distill_paradigm.terms.cwd.weight=-1", r"^distill_paradigm\.terms\.cwd\.weight=-1\.?0?: a term's weight must be a "
+                                             r"finite number >= 0 \(0 switches the term off; a negative weight pushes"),
+    ("distill_paradigm.terms.cwd.weight=nan", r"^distill_paradigm\.terms\.cwd\.weight=nan: a term's weight must be"),
+    ("distill_paradigm.terms.cwd.weight=heavy", r"^distill_paradigm\.terms\.cwd\.weight=heavy: a term's weight must be"),
+    ("distill_paradigm.terms.cwd.loss.tau=0", r"^distill_paradigm\.terms\.cwd\.loss: tau must be > 0, got 0"),
+    ("distill_paradigm.terms.cwd.loss.tau=inf", r"^distill_paradigm\.terms\.cwd\.loss\.tau=inf: must be a finite number"),
+    ("teacher_scale=0", r"^teacher_scale=0 \(system\.teacher\.input_scale\) must be a positive factor"),
+    ("teacher_scale=-0.5", r"^teacher_scale=-0\.5 \(system\.teacher\.input_scale\) must be a positive factor"),
+])
+def test_bad_distillation_numbers_are_refused_at_build_time_naming_the_key_typed(make_cfg, teacher_ckpt, override, message):
+    cfg = make_cfg("+experiment=offline_kd", f"teacher_ckpt={teacher_ckpt}", "distill_paradigm=cwd", override)
+    with pytest.raises(ValueError, match=message):
+        build_system(cfg)

@@ -73,6 +73,44 @@ def check_signature(name: str, loss: nn.Module, inputs: Mapping[str, str], roles
         parse_source(source, roles)
 
 
+#: How the user names a term's settings: paradigms are composed into ``distill_paradigm`` (offline KD
+#: and mutual learning read it as ``system.distill``).
+TERM_KEY = "distill_paradigm.terms.{name}"
+
+
+def term_weight(name: str, weight: Any) -> float:
+    """A term's weight: finite and >= 0 (a negative one would push the student away from its teacher)."""
+    import math
+
+    try:
+        value = float(weight)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{TERM_KEY.format(name=name)}.weight={weight}: a term's weight must be a finite number >= 0 "
+                         "(0 switches the term off; a negative weight pushes the student away from its teacher)")
+    return value
+
+
+def build_loss(name: str, term: Mapping[str, Any]) -> nn.Module:
+    """The term's loss, its numeric arguments checked first and its own refusals named by their full key."""
+    import math
+
+    key = f"{TERM_KEY.format(name=name)}.loss"
+    for arg, value in (term.get("loss") or {}).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key}.{arg}={value}: must be a finite number")
+    try:
+        return instantiate(term["loss"], _convert_="all")
+    except Exception as err:
+        from segkd.runtime.errors import users_error
+
+        found = users_error(err)
+        if isinstance(found, ValueError):  # the loss's own check ("tau must be > 0, got 0"): say whose
+            raise ValueError(f"{key}: {found}") from None
+        raise
+
+
 class Distiller(nn.Module):
     """Losses and connectors (both nn.ModuleDicts, so they move and train with the student).
 
@@ -100,11 +138,11 @@ class Distiller(nn.Module):
         refs: dict[str, list[str]] = {role: [] for role in self.roles}
         terms = {name: term for name, term in terms.items() if term is not None}  # None: switched off
         for name, term in terms.items():
-            loss = instantiate(term["loss"], _convert_="all")
+            loss = build_loss(name, term)
             inputs = dict(term["inputs"])
             check_signature(name, loss, inputs, self.roles)
             self.losses[name] = loss
-            self.weights[name] = float(term.get("weight", 1.0))
+            self.weights[name] = term_weight(name, term.get("weight", 1.0))
             self.inputs[name] = inputs
             for source in inputs.values():
                 role, ref = parse_source(source, self.roles)

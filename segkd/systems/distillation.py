@@ -20,6 +20,22 @@ from segkd.systems.base import SystemBase
 from segkd.systems.optim import batches_seen
 
 
+def _input_scale(value: Any) -> float:
+    """The teacher's input scale, refused as the user set it (``teacher_scale=``) unless a positive factor:
+    0 must not quietly mean 1."""
+    import math
+
+    scale = 1.0 if value is None else value
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        scale = math.nan
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"teacher_scale={value} (system.teacher.input_scale) must be a positive factor: 1.0 shows the "
+                         "teacher the student's own view, 0.5 half-size images")
+    return scale
+
+
 class DistillationSystem(SystemBase):
     """Student = ``net``; teacher = a checkpoint, frozen; distillation terms from ``distill``.
 
@@ -79,7 +95,7 @@ class DistillationSystem(SystemBase):
         self.register_buffer("teacher_log_prior", log_prior, persistent=False)
         self.teacher_checkpoint = teacher.get("checkpoint")
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
-        self.teacher_input_scale = float(teacher.get("input_scale") or 1.0)
+        self.teacher_input_scale = _input_scale(teacher.get("input_scale"))
         if self.teacher_input_scale != 1.0:
             feature_terms = self.distiller.terms_reading_features("teacher")
             if feature_terms:
