@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from segkd import recipe as recipes_
+from segkd.analysis.pairing import BETTER, SAME, WORSE, t_interval, verdict  # noqa: F401 (compare.t_interval: its API)
 from segkd import reporting
 from segkd.reporting import percent
 from segkd.recipe import is_scratch, name_of as recipe_name
@@ -48,7 +49,7 @@ log = logging.getLogger("segkd.compare")
 #: What --match pairs on: summary.json's cost.train_gmacs (compute) or cost.train_s (fit wall time
 #: without validation passes, which are the same per epoch for every recipe and are not training).
 MATCH_KEYS = {"compute": "train_gmacs", "wall": "train_s"}
-BETTER, WORSE, SAME, BASELINE, NO_BASELINE = "better", "worse", "not distinguishable", "baseline", "no baseline"
+BASELINE, NO_BASELINE = "baseline", "no baseline"
 TEACHER = "teacher"  # a teacher's own runs: listed for reference, compared with nothing
 
 
@@ -143,28 +144,6 @@ def can_be_baseline_of(base: "Recipe", recipe: "Recipe", budget: bool = True) ->
     if base.recorded and recipe.recorded:
         return (recipes_.supervised_part(base.config, budget) == recipes_.supervised_part(recipe.config, budget))
     return _supervised_overrides(base.fields, budget) == _supervised_overrides(recipe.fields, budget)
-
-
-def t_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """Two-sided Student-t confidence interval of the mean; NaNs when fewer than two values."""
-    n = len(diffs)
-    if n < 2:
-        return math.nan, math.nan
-    from scipy.stats import t
-
-    mean = statistics.fmean(diffs)
-    half = t.ppf(0.5 + level / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
-    return mean - half, mean + half
-
-
-def verdict(low: float, high: float) -> str:
-    if math.isnan(low) or math.isnan(high):
-        return SAME
-    if low > 0:
-        return BETTER
-    if high < 0:
-        return WORSE
-    return SAME
 
 
 @dataclass

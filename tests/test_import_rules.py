@@ -30,6 +30,10 @@ RULES: dict[str, tuple[str, ...]] = {
     "segkd.losses": ("segkd.systems", "segkd.distill", "segkd.data"),
     "segkd.systems": ("segkd.inference", "segkd.analysis", *_COMMANDS_AND_TRAIN),
     "segkd.train": COMMANDS,
+    # The libraries the commands are faces of import no command (a lab script may import both).
+    "segkd.analysis": _COMMANDS_AND_TRAIN,
+    "segkd.inference": _COMMANDS_AND_TRAIN,
+    "segkd.recipe": ("segkd.systems", "segkd.distill", "segkd.models", "segkd.data", *_COMMANDS_AND_TRAIN),
     # How commands report (numbers, tables, figures): it knows no other segkd module.
     "segkd.reporting": ("segkd",),
     # No command imports another: each one's own module is the one name it may import.

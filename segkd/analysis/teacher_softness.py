@@ -67,7 +67,7 @@ def seed_mious(folder: Path) -> dict[int, float]:
 
 def paired(values: dict[int, float], base: dict[int, float]) -> Optional[dict]:
     """Mean paired difference over the shared seeds with its t 95% CI (segkd.compare's rule)."""
-    from segkd.compare import t_interval, verdict
+    from segkd.analysis.pairing import t_interval, verdict
 
     seeds = sorted(set(values) & set(base))
     if not seeds:
