@@ -171,7 +171,7 @@ def print_train_table(out: Path, teacher: Path) -> None:
         ("fewer train images than one batch", ["dataset.prepare.num_train=3"],
          "test_data_guards::test_too_few_train_images_for_one_batch_fails_the_run"),
         ("batch size < 1", ["dataset.batch_size=0"], "test_data_guards::test_batch_sizes_below_one_are_refused"),
-        ("crop far larger than every image", ["dataset.crop_size=[512,1024]"],
+        ("crop far larger than every image", ["dataset.crop_size=[512,1024]", "dataset.scale_range=[0.5,1.25]"],
          "test_data_guards::test_crop_mostly_padding_is_refused_a_little_larger_is_not"),
         ("empty val split", ["dataset.prepare.num_val=0"], "test_data_guards::test_empty_split_is_one_error_for_every_dataset"),
         ("unknown encoder", ["model.encoder_name=resnet999"],
@@ -204,6 +204,19 @@ def print_train_table(out: Path, teacher: Path) -> None:
          "test_checkpoint_errors::test_a_checkpoint_of_another_model_names_each_differing_field"),
         ("ckpt_path of a single-network run for mutual learning", ["+experiment=online_dml", f"ckpt_path={teacher}"],
          "test_checkpoint_errors::test_a_single_network_checkpoint_is_not_a_mutual_learning_run_and_back"),
+        ("a paradigm on a run that does not distil (issue 29 #1)", ["distill_paradigm=cwd"],
+         "test_distill::test_a_paradigm_on_a_run_that_does_not_distil_is_refused_in_one_line"),
+        ("negative or non-finite term weight (#2)", [*kd, "distill_paradigm=cwd", "distill_paradigm.terms.cwd.weight=-1"],
+         "test_distill::test_bad_distillation_numbers_are_refused_at_build_time_naming_the_key_typed"),
+        ("a loss's own refusal, with its key (#2, #23)", [*kd, "distill_paradigm=cwd", "distill_paradigm.terms.cwd.loss.tau=0"],
+         "test_distill::test_bad_distillation_numbers_are_refused_at_build_time_naming_the_key_typed"),
+        ("teacher scale 0 or below (#3, #23)", [*kd, "teacher_scale=0"],
+         "test_distill::test_bad_distillation_numbers_are_refused_at_build_time_naming_the_key_typed"),
+        ("an argument the optimizer does not take (#9)", ["+system.optimizer.lrr=1"],
+         "test_errors::test_invalid_values_are_refused_naming_the_key"),
+        ("a number given as a word (#10)", ["system.optimizer.lr=abc"],
+         "test_errors::test_invalid_values_are_refused_naming_the_key"),
+        ("nothing would train (#11)", ["trainer.max_epochs=0"], "test_errors::test_invalid_values_are_refused_naming_the_key"),
     ]
     print("| case | overrides | what the user sees | test |\n|---|---|---|---|")
     for i, (case, overrides, test) in enumerate(cases):
