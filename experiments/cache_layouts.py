@@ -20,7 +20,7 @@ from segkd.config import build, compose_train_config
 from segkd.data.geometry import CropGeometry
 from segkd.distill.teacher import load_teacher
 from segkd.distill.teacher_cache import bytes_per_image, compress, expand, replay, stored_size
-from segkd.losses.softmax import softmax_kl
+from segkd.functional.softmax import softmax_kl
 
 LAYOUTS = [(1, None), (1, 8), (1, 5), (1, 3), (2, None), (2, 5), (4, None), (4, 5), (8, 5)]
 

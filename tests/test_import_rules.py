@@ -34,6 +34,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "segkd.analysis": _COMMANDS_AND_TRAIN,
     "segkd.inference": _COMMANDS_AND_TRAIN,
     "segkd.recipe": ("segkd.systems", "segkd.distill", "segkd.models", "segkd.data", *_COMMANDS_AND_TRAIN),
+    # Shared maths, below every package that uses it.
+    "segkd.functional": ("segkd",),
     # How commands report (numbers, tables, figures): it knows no other segkd module.
     "segkd.reporting": ("segkd",),
     # No command imports another: each one's own module is the one name it may import.
@@ -46,9 +48,6 @@ KNOWN_DEBTS: set[tuple[str, str]] = {
     # RescaledTeacher computes its logits through the inference predictor (scaled_logits), so that a
     # rescaled teacher answers as segkd.evaluate does; the resize-and-pad code would have to move below.
     ("segkd.distill.teacher", "segkd.inference.predictor"),
-    # The uncertainty metrics share the softmax maths (entropy, off-argmax mass, tempered log-softmax)
-    # with the losses; it lives in segkd.losses.softmax.
-    ("segkd.metrics.uncertainty", "segkd.losses.softmax"),
 }
 
 

@@ -30,7 +30,7 @@ def teacher_scores(net: torch.nn.Module, dataset, limit: Optional[int] = None, b
     """segkd's val scores of one network (with reliability bins) and its per-pixel entropy histogram."""
     from torch.utils.data import DataLoader, Subset
 
-    from segkd.losses.softmax import entropy, tempered_log_softmax
+    from segkd.functional.softmax import entropy, tempered_log_softmax
     from segkd.metrics import NetScores
 
     scores = NetScores(list(dataset.class_names), dataset.ignore_index)

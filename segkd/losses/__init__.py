@@ -1,5 +1,5 @@
-"""Supervised segmentation losses, the class weights they use, and the softmax maths (``softmax``)
-that they share with the distillation losses and the uncertainty metrics."""
+"""Supervised segmentation losses and the class weights they use (the softmax maths they share with
+the distillation losses and the uncertainty metrics is in segkd.functional)."""
 
 from segkd.losses.cross_entropy import SegmentationCrossEntropy
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segkd.losses.class_weights import WEIGHTING_SCHEMES
-from segkd.losses.softmax import entropy, tempered_log_softmax
+from segkd.functional.softmax import entropy, tempered_log_softmax
 from segkd.runtime.distributed import kth_smallest_over_processes, mean_over_processes, sum_over_processes
 
 

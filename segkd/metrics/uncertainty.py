@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from segkd.losses.softmax import entropy, off_argmax_mass, tempered_log_softmax
+from segkd.functional.softmax import entropy, off_argmax_mass, tempered_log_softmax
 
 
 class PredictiveEntropy(Metric):

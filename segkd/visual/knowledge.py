@@ -13,7 +13,7 @@ import math
 import numpy as np
 from torch import Tensor
 
-from segkd.losses.softmax import entropy, off_argmax_mass, tempered_log_softmax
+from segkd.functional.softmax import entropy, off_argmax_mass, tempered_log_softmax
 
 #: Agreement of teacher and student with the label, per pixel: code -> (name, RGB).
 AGREEMENT = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from segkd.distill.losses.shapes import require_same_shape
-from segkd.losses.softmax import softmax_kl
+from segkd.functional.softmax import softmax_kl
 
 
 class ChannelWiseKD(nn.Module):

@@ -6,7 +6,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from segkd.losses.softmax import softmax_kl
+from segkd.functional.softmax import softmax_kl
 
 
 class LogitKD(nn.Module):
