@@ -137,3 +137,21 @@ def write_net_checkpoint(path: Path, spec: dict = TINY_UNET, seed: int = 0) -> P
     torch.save({"hyper_parameters": {"net": dict(spec)}, "global_step": 0,
                 "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, path)
     return path
+
+
+def run_script(script: str, *args: str):
+    """A lab script of experiments/ run as its own process (tests never import one), one thread."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(scope="session")
+def val_tree(tmp_path_factory) -> Path:
+    """A small Cityscapes-layout val split (2 cities x 2 images of 32x64)."""
+    root = tmp_path_factory.mktemp("cityscapes_val")
+    write_cityscapes_tree(root, split="val", per_city=2, size=(32, 64))
+    return root

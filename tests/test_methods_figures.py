@@ -5,9 +5,6 @@ experiments/methods_figures.py writes from them (run as a process, as the docs r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +18,8 @@ from segkd.data.transforms import eval_transform
 from segkd.models import build_net
 from segkd.visual.knowledge import teacher_maps
 
-from conftest import ROOT, TINY_UNET, write_cityscapes_tree, write_net_checkpoint
+import conftest
+from conftest import TINY_UNET, write_net_checkpoint
 
 SCRIPT = "experiments/methods_figures.py"
 
@@ -31,16 +29,13 @@ def tiny_unet(seed: int = 0) -> torch.nn.Module:
     return build_net(TINY_UNET).eval()
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+def run_script(*args: str):
+    return conftest.run_script(SCRIPT, *args)
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cityscapes")
-    write_cityscapes_tree(root, split="val", per_city=2, size=(32, 64))
-    return root
+@pytest.fixture
+def tree(val_tree) -> Path:
+    return val_tree
 
 
 def test_boundary_and_interior_partition_the_valid_pixels(tree):

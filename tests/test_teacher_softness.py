@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,8 @@ from segkd.data.transforms import eval_transform
 from segkd.metrics import NetScores
 from segkd.models.checkpoint import load_net
 
-from conftest import ROOT, write_cityscapes_tree, write_net_checkpoint
+import conftest
+from conftest import write_net_checkpoint
 
 T_975_DF2 = 4.302652729749464
 SCRIPT = "experiments/teacher_softness.py"
@@ -37,16 +35,13 @@ def write_runs(root: Path, folder: str, mious: dict[int, float]) -> None:
         path.write_text(json.dumps({"seed": seed, "val": {"mIoU": miou}}))
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+def run_script(*args: str):
+    return conftest.run_script(SCRIPT, *args)
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    write_cityscapes_tree(root, split="val", per_city=2, size=(32, 64))
-    return root
+@pytest.fixture
+def tree(val_tree) -> Path:
+    return val_tree
 
 
 def test_students_paired_with_scratch_and_with_the_reference_teachers_students(tmp_path):
