@@ -176,9 +176,15 @@ def load_runs(dirs: Sequence[str | Path]) -> list[Run]:
         paths = [root] if root.is_file() else sorted(root.rglob("summary.json"))
         for path in paths:
             try:
-                runs.append(Run(path, json.loads(path.read_text())))
-            except json.JSONDecodeError as err:
+                summary = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 log.warning("skipping %s: not valid JSON (%s)", path, err)
+                continue
+            if not isinstance(summary, dict):
+                log.warning("skipping %s: a run summary is a JSON object, this one is a %s", path,
+                            type(summary).__name__)
+                continue
+            runs.append(Run(path, summary))
     if not runs:
         raise FileNotFoundError(f"no summary.json under {', '.join(map(str, dirs))}")
     return runs
@@ -613,9 +619,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         report(args.dirs, args.out, args.baseline, args.metric, plots=not args.no_plots, match=args.match)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError) as err:  # one convention for every command: one line, exit status 1
+        print(f"segkd: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

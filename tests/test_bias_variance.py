@@ -170,6 +170,7 @@ def test_globs_expand_sorted_and_plain_paths_are_kept(tmp_path):
 
 @pytest.mark.parametrize("groups, expected", [
     (None, "no groups given"),
+    (["a.ckpt", "b.ckpt"], "groups is a list (2 items); it must be a mapping of a group name to its checkpoints"),
     ({"scratch": ["a.ckpt"]}, "groups.scratch has 1 checkpoint(s): variance needs at least two seeds"),
     ({"kd": ["/nonexistent/seed*/last.ckpt"]}, "the pattern /nonexistent/seed*/last.ckpt matches no file"),
     ({"kd": [3]}, "groups.kd must be a list of checkpoint paths or glob patterns"),

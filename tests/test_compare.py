@@ -123,8 +123,17 @@ def test_pareto_front():
 
 
 def test_cli_errors_in_one_line(tmp_path, capsys):
-    assert compare.main([str(tmp_path / "missing")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert compare.main([str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("segkd: error: ") and "does not exist" in err[0]
+
+
+def test_a_summary_that_is_not_an_object_is_skipped_by_name(tree, caplog):
+    (tree / "odd" / "s1").mkdir(parents=True)
+    (tree / "odd" / "s1" / "summary.json").write_text("[]")
+    rows = compare.report([tree], plots=False)
+    assert "skipping" in caplog.text and "odd/s1/summary.json: a run summary is a JSON object, this one is a list" in caplog.text
+    assert any(r["verdict"] == "better" for r in rows), "the rest is compared"
 
 
 def test_a_multirun_and_a_single_run_of_one_recipe_are_one_recipe(tmp_path):

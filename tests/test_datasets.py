@@ -71,6 +71,9 @@ def test_transforms_keep_pairs_aligned_and_pad_with_ignore(tmp_path):
 def test_missing_root_names_the_setting(tmp_path):
     with pytest.raises(DatasetError, match=r"does not exist; set dataset\.root="):
         CityscapesDataset(tmp_path / "nope", "train")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(DatasetError, match=r"root .*a_file is a file, not a folder; set dataset\.root="):
+        CityscapesDataset(tmp_path / "a_file", "train")
 
 
 def test_wrong_layout_names_the_expected_layout(tmp_path):

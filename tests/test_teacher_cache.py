@@ -219,3 +219,28 @@ def test_the_system_hands_the_cache_to_the_datamodule_and_touches_no_dataset(mak
     for path in sorted(Path(segkd.systems.__file__).parent.rglob("*.py")):
         names = {node.attr for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Attribute)}
         assert not names & {"train_set", "val_set", "extras"}, f"{path.name} reaches into a dataset"
+
+
+def test_a_killed_builds_leftovers_are_removed_and_a_live_builds_are_kept(tmp_path):
+    import fcntl
+    import os
+    import time
+
+    from segkd.distill.teacher_cache import WRITER, remove_stale_builds
+
+    target = tmp_path / "logits" / "citysc-train-abc"
+    killed, live, old, fresh = (target.with_name(f".{target.name}.tmp-{h}") for h in ("dead0001", "live0002", "old00003", "new00004"))
+    for tmp in (killed, live, old, fresh):
+        tmp.mkdir(parents=True)
+        (tmp / "values.npy").write_bytes(b"x" * 1000)
+    (killed / WRITER).touch()  # its writer died: nobody holds the mark
+    (live / WRITER).touch()
+    fd = os.open(live / WRITER, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a build running now
+    os.utime(old, (time.time() - 7200, time.time() - 7200))  # unmarked (older segkd), two hours old
+    try:
+        removed = remove_stale_builds(target)
+    finally:
+        os.close(fd)
+    assert sorted(removed) == sorted([killed, old])
+    assert live.is_dir() and fresh.is_dir() and not killed.exists() and not old.exists()

@@ -143,6 +143,9 @@ def expand_groups(groups: Any) -> dict[str, list[Path]]:
     kept as given, so that a missing file is reported by name when it is read). The same file may
     appear twice: a group of one network twice has variance 0, a check of the tool itself. ``groups``
     is a plain mapping (or None)."""
+    if isinstance(groups, (list, tuple)) and groups:
+        raise ValueError(f"groups is a list ({len(groups)} items); it must be a mapping of a group name to its "
+                         f"checkpoints; {GROUPS_HINT}")
     if not isinstance(groups, dict) or not groups:
         raise ValueError(f"no groups given; {GROUPS_HINT}")
     expanded = {}

@@ -64,8 +64,9 @@ class SegmentationFolder(Dataset):
         #: datamodule owns this list for its train split (SegmentationDataModule.attach_train_extra).
         self.extras: list[Callable[[dict], dict]] = []
         if not self.root.is_dir():
+            what = "is a file, not a folder" if self.root.exists() else "does not exist"
             raise DatasetError(
-                f"{self.dataset_name} root {self.root} does not exist; set dataset.root=/path/to/"
+                f"{self.dataset_name} root {self.root} {what}; set dataset.root=/path/to/"
                 f"{self.dataset_name.lower()} (the folder that holds {self.layout_hint()})"
             )
         self.samples: list[tuple[Path, Optional[Path]]] = self.find_samples()

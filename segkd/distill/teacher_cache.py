@@ -324,8 +324,10 @@ def build_cache(teacher: nn.Module, dataset: CacheableSplit, path: str | Path, m
     stride, top_k, flip, c = meta["stride"], meta["top_k"], meta["flip"], meta["num_classes"]
     views = 2 if flip else 1
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    remove_stale_builds(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
+    writer = _hold_writer(tmp)
     arrays: dict[str, np.ndarray] = {}
     image_size = None
     gmacs_per_view: Optional[float] = None
@@ -379,6 +381,7 @@ def build_cache(teacher: nn.Module, dataset: CacheableSplit, path: str | Path, m
                 "build_gmacs": (gmacs_per_view or 0.0) * views * len(dataset)}
         arrays.clear()
         _write_synced(tmp / META, json.dumps(meta, indent=2))
+        (tmp / WRITER).unlink()  # the finished cache holds only its arrays and meta.json
         try:
             os.rename(tmp, path)
         except OSError:  # another process finished the same cache first: theirs is as good as ours
@@ -389,10 +392,53 @@ def build_cache(teacher: nn.Module, dataset: CacheableSplit, path: str | Path, m
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        os.close(writer)
         teacher.train(was_training)
     log.info("teacher-logit cache for %d images built in %.0f s: %s (%.2f MB per image)",
              meta["num_images"], meta["build_time_s"], path, meta["bytes"] / max(1, meta["num_images"]) / 1e6)
     return TeacherLogitCache(path)
+
+
+#: A build's writer mark inside its temporary dir: flock-ed while the build runs (the kernel releases it
+#: however the builder ends), so a later build tells a live build from the leftovers of a killed one.
+WRITER = ".writer"
+#: A temporary dir without a writer mark (a build of an older segkd) counts as stale after this long.
+UNMARKED_STALE_S = 3600
+
+
+def _hold_writer(tmp: Path) -> int:
+    import fcntl
+
+    fd = os.open(tmp / WRITER, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def remove_stale_builds(path: Path) -> list[Path]:
+    """Delete the temporary dirs that killed builds of this cache left (up to a whole cache each); a
+    build still running keeps its own. Returns what was removed."""
+    import fcntl
+
+    removed = []
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        mark = tmp / WRITER
+        if mark.exists():
+            try:
+                fd = os.open(mark, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its writer is alive
+            finally:
+                os.close(fd)
+        elif time.time() - tmp.stat().st_mtime < UNMARKED_STALE_S:
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+        log.info("teacher-logit cache: removed %s, left by a build that did not finish", tmp)
+    return removed
 
 
 def _write_synced(path: Path, text: str) -> None:
