@@ -22,7 +22,7 @@ from segkd.config import build, to_plain
 from segkd.data.sampling import plan_batches
 from segkd.models import measure_complexity
 from segkd.models.complexity import training_cost
-from segkd.models.checkpoint import check_resumable
+from segkd.models.checkpoint import auto_resume_hint, check_resumable
 from segkd.runtime.cluster import cluster_plugins
 from segkd.runtime.loggers import CSVLogger
 from segkd.runtime.processes import RESOLVED_CONFIG, ddp_job_scope, save_job_config
@@ -236,7 +236,9 @@ def _train(cfg: DictConfig) -> dict:
     system = build_system(cfg, datamodule.class_names)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt_path = _auto_resume_path(cfg, callbacks)
-    resume_step = check_resumable(ckpt_path, system.hparams)  # a wrong resume file fails here, in one line
+    picked = ckpt_path and not cfg.get("ckpt_path")  # auto-resume found it: other advice than for a given path
+    resume_step = check_resumable(ckpt_path, system.hparams,  # a wrong resume file fails here, in one line
+                                  auto_resume_hint(ckpt_path) if picked else "")
     identity = run_identity(cfg, system)
     loggers = _instantiate_all(cfg.get("logger"), fill=identity)
     if ckpt_path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -120,3 +122,19 @@ def test_with_classes_is_the_same_network_with_another_head(tmp_path):
         if classes > spec["classes"]:
             assert torch.allclose(out[:, spec["classes"]:], logits[:, :1].expand(-1, classes - spec["classes"], -1, -1),
                                   atol=1e-5)  # padded with copies of the first row
+
+
+def test_auto_resume_onto_a_truncated_last_checkpoint_gives_advice_that_works(make_cfg):
+    """ckpt_path=null would pick the same file again: the advice is auto_resume=false, or the intact
+    best checkpoint beside it."""
+    cfg = make_cfg("trainer.limit_train_batches=1", "auto_resume=true")
+    first = train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    (run_dir / "summary.json").unlink()  # an interrupted run: checkpoints, no summary
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:5000])  # truncated, as a full disk or a kill mid-copy leaves it
+    best = Path(first["best_checkpoint"])
+    with pytest.raises(CheckpointError, match=rf"checkpoint {last} cannot be read.*picked by auto_resume; "
+                                              rf"auto_resume=false starts the run over, or continue from the best "
+                                              rf"checkpoint beside it with ckpt_path={best}"):
+        train(cfg)

@@ -98,7 +98,19 @@ def _lightning_resolves(ckpt_path: str) -> bool:
     return name in LIGHTNING_CKPT_KEYWORDS or name.startswith("registry:") or "://" in name
 
 
-def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping) -> Optional[int]:
+def auto_resume_hint(last: str | Path) -> str:
+    """What to do when the run dir's own last.ckpt (picked by auto-resume, not given) cannot be read:
+    ``ckpt_path=null`` would pick it again; ``auto_resume=false`` starts over, and an intact best
+    checkpoint beside it is another place to continue from."""
+    last = Path(last)
+    best = sorted(last.parent.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    hint = f"this run dir's own last checkpoint was picked by auto_resume; auto_resume=false starts the run over"
+    if best and best[-1].stat().st_size > 0:
+        hint += f", or continue from the best checkpoint beside it with ckpt_path={best[-1]}"
+    return hint
+
+
+def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping, hint: str = "") -> Optional[int]:
     """Refuse, in one line naming the file, a ``ckpt_path`` this run cannot resume from; return the
     global step it resumes at (None without a file segkd reads: a fresh start, or a Lightning keyword).
 
@@ -110,16 +122,17 @@ def check_resumable(ckpt_path: Optional[str | Path], hparams: Mapping) -> Option
     """
     if not ckpt_path or _lightning_resolves(str(ckpt_path)):
         return None
-    ckpt = read_checkpoint(ckpt_path, RESUME_HINT, key="ckpt_path")
+    hint = hint or RESUME_HINT
+    ckpt = read_checkpoint(ckpt_path, hint, key="ckpt_path")
     saved, expected = net_specs(ckpt), hparams_specs(hparams)
     if set(saved) != set(expected):
         raise CheckpointError(f"checkpoint {ckpt_path} holds the networks {list(saved)}, this run trains "
-                              f"{list(expected)} (another kind of system); {RESUME_HINT}")
+                              f"{list(expected)} (another kind of system); {hint}")
     for name, spec in expected.items():
         mismatch = spec_mismatch(saved[name], spec)
         if mismatch:
             raise CheckpointError(f"checkpoint {ckpt_path} ('{name}') is another model "
-                                  f"({'; '.join(mismatch)}); {RESUME_HINT}")
+                                  f"({'; '.join(mismatch)}); {hint}")
     return int(ckpt.get("global_step", 0))
 
 
