@@ -121,3 +121,17 @@ def test_a_bad_checkpoint_or_option_is_one_line(tmp_path, student_run, capsys, m
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("segkd: error: ") and expected in err, err
     assert not (tmp_path / "run" / "masks").exists(), "refused before any prediction"
+
+
+def test_inputs_that_differ_only_in_their_suffix_write_outputs_of_their_own(tmp_path):
+    from segkd.inference.sources import find_inputs
+
+    rng = np.random.default_rng(2)
+    write_png(tmp_path / "in" / "img.png", random_image(rng, (32, 64)))
+    write_png(tmp_path / "in" / "img.jpg", random_image(rng, (32, 64)))
+    write_png(tmp_path / "in" / "other.png", random_image(rng, (32, 64)))
+    (tmp_path / "in" / "drive.mp4").write_bytes(b"x")
+    (tmp_path / "in" / "drive.avi").write_bytes(b"x")
+    names = sorted(item.name for item in find_inputs(tmp_path / "in"))
+    assert names == ["drive_avi", "drive_mp4", "img_jpg", "img_png", "other"]
+    assert sorted(i.name for i in find_inputs(f"{tmp_path / 'in'}/img.*")) == ["img_jpg", "img_png"]

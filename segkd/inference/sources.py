@@ -54,7 +54,7 @@ def find_inputs(spec: str | os.PathLike) -> list[Input]:
         if not files:
             raise InputError(f"input folder {path} holds no images or videos "
                              f"(looked for {', '.join(sorted(known))})")
-        return [Input(p, p.relative_to(path).with_suffix("").as_posix()) for p in files]
+        return _unique([Input(p, p.relative_to(path).with_suffix("").as_posix()) for p in files])
     if path.is_file():
         return [Input(path, path.stem)]
     if glob.has_magic(text):
@@ -62,8 +62,18 @@ def find_inputs(spec: str | os.PathLike) -> list[Input]:
         if not files:
             raise InputError(f"input pattern {text} matches no files")
         base = Path(os.path.commonpath([p.parent for p in files]))
-        return [Input(p, p.relative_to(base).with_suffix("").as_posix()) for p in files]
+        return _unique([Input(p, p.relative_to(base).with_suffix("").as_posix()) for p in files])
     raise InputError(f"input {text} does not exist; give a folder, a glob such as 'frames/*.png' (quoted) or a file")
+
+
+def _unique(inputs: list[Input]) -> list[Input]:
+    """Inputs whose names would collide (``img.jpg`` and ``img.png``, ``drive.mp4`` and ``drive.avi``) keep
+    their suffix in the name (``img_jpg``, ``img_png``), so that no output of a run overwrites another."""
+    from collections import Counter
+
+    counts = Counter(item.name for item in inputs)
+    return [Input(item.path, f"{item.name}_{item.path.suffix.lstrip('.').lower()}") if counts[item.name] > 1 else item
+            for item in inputs]
 
 
 def video_frames(path: Path) -> tuple[Iterator[np.ndarray], float, int]:
