@@ -128,6 +128,16 @@ def test_corrupt_image(tmp_path):
         CityscapesDataset(tmp_path, "train")[0]
 
 
+def test_a_truncated_jpeg_stops_training_with_the_file_named(tmp_path):
+    """OpenCV decodes a JPEG cut to a third with its lower rows grey and names no file (issue 29 #4)."""
+    (image, _, _) = write_bdd_tree(tmp_path, "train", n=2, size=(64, 96))[0]
+    assert BDD100KDataset(tmp_path, "train")[0]["image"].shape[-2:] == (64, 96), "whole, it reads"
+    data = image.read_bytes()
+    image.write_bytes(data[: len(data) // 3])
+    with pytest.raises(DatasetError, match=rf"cannot read image {image}: the file is corrupt or not an image"):
+        BDD100KDataset(tmp_path, "train")[0]
+
+
 def test_colour_label_file_is_rejected(tmp_path):
     (_, label, raw) = write_cityscapes_tree(tmp_path, "train", per_city=1)[0]
     write_png(label, np.stack([raw] * 3, axis=-1))

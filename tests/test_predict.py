@@ -135,3 +135,16 @@ def test_inputs_that_differ_only_in_their_suffix_write_outputs_of_their_own(tmp_
     names = sorted(item.name for item in find_inputs(tmp_path / "in"))
     assert names == ["drive_avi", "drive_mp4", "img_jpg", "img_png", "other"]
     assert sorted(i.name for i in find_inputs(f"{tmp_path / 'in'}/img.*")) == ["img_jpg", "img_png"]
+
+
+def test_a_truncated_jpeg_is_skipped_by_name(tmp_path, student_run, capsys):
+    rng = np.random.default_rng(3)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    assert cv2.imwrite(str(inputs / "whole.jpg"), random_image(rng, (48, 80)))
+    assert cv2.imwrite(str(inputs / "cut.jpg"), random_image(rng, (48, 80)))
+    data = (inputs / "cut.jpg").read_bytes()
+    (inputs / "cut.jpg").write_bytes(data[: len(data) // 3])
+    summary = predict(predict_cfg(tmp_path, f"ckpt_path={student_run['last_checkpoint']}", f"input={inputs}"))
+    assert summary["images"] == 1 and [s["path"] for s in summary["skipped"]] == [str(inputs / "cut.jpg")]
+    assert f"skipped {inputs / 'cut.jpg'}: not a readable image" in capsys.readouterr().err

@@ -11,12 +11,33 @@ from PIL import Image
 from segkd.data.errors import DatasetError
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe")
+
+
+def decode_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> "np.ndarray | None":
+    """The image, or None when it cannot be read whole. cv2 returns None on a missing or foreign file,
+    but decodes a truncated JPEG with its missing rows grey (libjpeg only prints "Premature end of
+    JPEG file", naming no file): a JPEG is read from its bytes and must end with its end-of-image marker."""
+    if Path(path).suffix.lower() in JPEG_SUFFIXES:
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError:
+            return None
+        return cv2.imdecode(data, flags) if jpeg_complete(data) else None
+    return cv2.imread(str(path), flags)
+
+
 def _imread(path: Path, flags: int, what: str) -> np.ndarray:
-    """cv2 returns None rather than raising on a missing, truncated or foreign file."""
-    array = cv2.imread(str(path), flags)
+    array = decode_image(path, flags)
     if array is None:
         raise _unreadable(path, what)
     return array
+
+
+def jpeg_complete(data: np.ndarray) -> bool:
+    """Does a JPEG file's content end with its EOI marker (FF D9; trailing padding bytes allowed)?"""
+    tail = bytes(data[-64:]).rstrip(b"\x00\r\n ")
+    return len(data) > 4 and bytes(data[:2]) == b"\xff\xd8" and tail.endswith(b"\xff\xd9")
 
 
 def _unreadable(path: Path, what: str) -> DatasetError:

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from segkd.inference.data import normalize, to_input
 from segkd.inference.drawing import check_alpha, colorize, overlay
 from segkd.inference.predictor import SegmentationPredictor
+from segkd.data.io import decode_image
 from segkd.inference.sources import Input, UnreadableInput, video_frames
 from segkd.inference.writers import write_image
 
@@ -69,7 +70,7 @@ class _Run:
             return self.predictor(batch).argmax(dim=1)[0].to(torch.uint8).cpu().numpy()
 
     def image(self, item: Input) -> None:
-        bgr = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
+        bgr = decode_image(item.path, cv2.IMREAD_COLOR)
         if bgr is None:
             raise UnreadableInput("not a readable image (missing, truncated or another format)")
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
