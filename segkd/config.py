@@ -90,3 +90,20 @@ def build(node: Any, **kwargs: Any) -> Any:
         if found is not None:
             raise found from None  # its traceback still ends where segkd raised it
         raise
+
+
+def quote_path_values(argv: list[str]) -> list[str]:
+    """Command-line overrides whose value holds an ``=`` quoted for Hydra's override grammar, which reads
+    ``ckpt_path=.../epoch=0-step=2.ckpt`` (the name Lightning gives its checkpoints) as a second ``=``
+    and stops with "mismatched input '='". A value already quoted, or that is a Hydra sweep or
+    function (``a,b``, ``choice(...)``), is left as it is; so are flags (``-m``, ``--cfg job``)."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        plain_key = key.lstrip("+~")
+        if (sep and "=" in value and not arg.startswith("-") and plain_key and "/" not in plain_key
+                and value[:1] not in ("'", '"') and "(" not in value and "," not in value):
+            value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            arg = key + sep + value
+        out.append(arg)
+    return out

@@ -9,6 +9,7 @@ says otherwise.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,7 @@ from rich.console import Console
 
 from segkd.analysis.onnx_export import check_input_size, export_checked
 from segkd.inference.checkpoint import network_from, run_dir_of
+from segkd.config import quote_path_values
 from segkd.reporting import number
 from segkd.runtime.errors import errors_in_one_line
 
@@ -51,4 +53,5 @@ def main(cfg: DictConfig) -> Optional[float]:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_path_values(sys.argv)
     main()

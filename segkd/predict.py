@@ -16,13 +16,14 @@ and TTA options as segkd.evaluate apply.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from segkd.config import to_plain
+from segkd.config import quote_path_values, to_plain
 from segkd.inference import SegmentationPredictor
 from segkd.inference.checkpoint import network_from
 from segkd.inference.devices import resolve_device
@@ -69,4 +70,5 @@ def predict(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
+    sys.argv = quote_path_values(sys.argv)
     main()

@@ -175,3 +175,16 @@ def test_students_train_at_scale_1_and_the_reference_teacher_keeps_its_recipe(tm
     assert scales("+experiment=student") == scales("+experiment=offline_kd") == [1.0, 1.0]
     assert scales("+experiment=reference_teacher") == [0.5, 1.25], "v1 of the reference teacher's recipe"
     assert scales("+experiment=reference_teacher", "dataset=cityscapes") == [0.5, 2.0]
+
+
+def test_a_value_with_an_equals_sign_reaches_the_config_as_typed(tmp_path):
+    """Lightning names checkpoints epoch=0-step=2.ckpt; Hydra's override grammar stops at the second '='
+    unless the value is quoted, which the commands do for the user (issue 29 #14)."""
+    from segkd.config import quote_path_values
+
+    path = "/runs/a/checkpoints/epoch=0-step=2.ckpt"
+    argv = ["segkd.run", "-m", f"ckpt_path={path}", "seed=1,2", "+experiment=student", "x='a=b'", "--cfg", "job"]
+    quoted = quote_path_values(argv)
+    assert quoted == ["segkd.run", "-m", f"ckpt_path='{path}'", "seed=1,2", "+experiment=student", "x='a=b'",
+                      "--cfg", "job"]
+    assert compose_train_config([quoted[2]], tmp_path).ckpt_path == path
