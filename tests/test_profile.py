@@ -144,3 +144,17 @@ def test_layer_table_times_each_top_level_layer():
     assert {r["layer"] for r in rows} == {"encoder", "head"}
     assert all(r["calls"] == 1 and 0 < r["share"] <= 1.0 for r in rows)
     assert rows[0]["layer"] == "encoder"  # two 16-channel 3x3 convs cost more than one 1x1 conv
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[]"])
+def test_a_damaged_run_summary_keeps_the_profile_and_says_so(tmp_path, monkeypatch, capsys, damage):
+    from segkd.analysis import profile_report
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "summary.json").write_text(damage)
+    monkeypatch.setattr(profile_report, "write_report", lambda report, path: path.mkdir(parents=True))
+    profile_report.add_to_checkpoint_run({"latency": [], "device": "cpu", "threads": 1}, run / "checkpoints" / "last.ckpt")
+    err = capsys.readouterr().err
+    assert f"segkd: the run's {run / 'summary.json'} is " in err and f"the profile is in {run / 'profile'}" in err
+    assert (run / "profile").is_dir() and (run / "summary.json").read_text() == damage, "nothing lost, nothing rewritten"

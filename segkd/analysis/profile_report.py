@@ -5,6 +5,7 @@ in its summary.json)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from segkd.inference.checkpoint import run_dir_of
@@ -27,7 +28,17 @@ def add_to_checkpoint_run(report: dict, ckpt_path: Path) -> None:
     write_report(report, run / "profile")
     summary_path = run / "summary.json"
     if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (ValueError, OSError) as err:
+            summary = None
+            reason = f"not valid JSON ({err})" if isinstance(err, ValueError) else str(err)
+        else:
+            reason = "not a JSON object"
+        if not isinstance(summary, dict):  # the profile is kept (written above); the damaged summary is left as it is
+            print(f"segkd: the run's {summary_path} is {reason}: the profile is in {run / 'profile'}, not added to it",
+                  file=sys.stderr)
+            return
         own = [r for r in report["latency"] if r["model"].startswith(f"{run.name}:")]
         summary["profile"] = {"device": report["device"], "threads": report["threads"], "latency": own,
                               "report": str(run / "profile" / "profile.md")}
