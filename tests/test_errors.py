@@ -95,3 +95,29 @@ def test_the_cli_prints_one_line_without_a_traceback(tmp_path, cache_dir):
     assert "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("segkd: error: ") and "/nonexistent/synthstreets_elsewhere" in last
+
+
+@pytest.mark.parametrize("code, words", [(28, "no space left on the device"), (30, "a read-only file system"),
+                                         (13, "permission denied")])
+def test_a_place_that_cannot_be_written_is_one_line_naming_the_path(tmp_path, capsys, code, words):
+    """Raised by a library, not by segkd, and still one line: the fix is another place (issue 29 #16, #17)."""
+    import shutil
+
+    from segkd.runtime.errors import errors_in_one_line
+
+    target = tmp_path / "out" / "last.ckpt"
+
+    def save():  # a full disk mid-save surfaces as torch's RuntimeError with the OSError as its context
+        try:
+            raise OSError(code, "os says no", str(target))
+        except OSError as err:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos") from err
+
+    with pytest.raises(SystemExit) as exit_:
+        with errors_in_one_line():
+            save()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 1 and len(lines) == 1
+    assert lines[0].startswith(f"segkd: error: cannot write {target}: {words}")
+    if code == 28:
+        assert " free there)" in lines[0] and "free some space or write elsewhere" in lines[0]

@@ -10,6 +10,7 @@ elsewhere (a library, a bug) keeps its full traceback. ``SEGKD_DEBUG=1`` (or Hyd
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from contextlib import contextmanager
@@ -43,6 +44,58 @@ def _is_segkd_type(err: BaseException) -> bool:
     return module == "segkd" or module.startswith("segkd.")
 
 
+#: Writing failed for a reason of the place, not of the code: a user fixes these by choosing another one.
+_PLACE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up",
+                 errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                 errno.EROFS: "a read-only file system"}
+
+
+class PlaceError(OSError):
+    """A file segkd had to write could not be written where it was asked to be."""
+
+
+def place_error(err: BaseException) -> Optional[PlaceError]:
+    """An OSError of the place (full disk, read-only folder, no permission) anywhere in the chain, as one
+    line naming the path, what was wrong and the free space there; None when there is none."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        found = _errno_of(err)
+        if found is not None:
+            code, filename = found
+            where = Path(filename) if filename else None
+            text = f"cannot write {where}: {_PLACE_ERRNOS[code]}" if where else f"cannot write: {_PLACE_ERRNOS[code]}"
+            free = _free_space(where)
+            if code in (errno.ENOSPC, errno.EDQUOT) and free is not None:
+                text += f" ({free} free there)"
+            text += "; free some space or write elsewhere" if code in (errno.ENOSPC, errno.EDQUOT) else \
+                "; choose a folder you can write to"
+            return PlaceError(f"{text} (e.g. hydra.run.dir=..., output_dir=..., output=...)")
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _errno_of(err: BaseException) -> Optional[tuple[int, Optional[str]]]:
+    if isinstance(err, OSError) and err.errno in _PLACE_ERRNOS:
+        return err.errno, err.filename
+    if isinstance(err, RuntimeError) and "No space left on device" in str(err):  # torch.save's C++ writer
+        return errno.ENOSPC, None
+    return None
+
+
+def _free_space(path: Optional[Path]) -> Optional[str]:
+    import shutil
+
+    probe = path
+    while probe is not None and not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe if probe is not None else ".").free
+    except OSError:
+        return None
+    return f"{free / 1e9:.2f} GB" if free >= 1e8 else f"{free / 1e6:.1f} MB"
+
+
 def users_error(err: BaseException) -> Optional[BaseException]:
     """The error segkd raised for the user somewhere in ``err``'s chain of causes, or None."""
     seen: set[int] = set()
@@ -66,7 +119,7 @@ def errors_in_one_line(prog: str = "segkd") -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        found = None if debugging() else users_error(err)
+        found = None if debugging() else (users_error(err) or place_error(err))
         if found is None:
             raise
         print(f"{prog}: error: {one_line(found)} (SEGKD_DEBUG=1 shows the traceback)", file=sys.stderr, flush=True)
