@@ -216,3 +216,18 @@ def test_vanished_file_is_missing_not_corrupt(tmp_path):
         dataset[1]
     with pytest.raises(DatasetError, match=corrupt):
         read_size(damaged)
+
+
+def test_a_val_split_of_several_sizes_is_refused_up_front_unless_batched_by_one(tmp_path, make_cfg):
+    """Cityscapes/BDD100K layouts can mix image sizes; torch would stop mid-validation (issue 29 #12)."""
+    root = tmp_path / "cs"
+    write_cityscapes_tree(root, "train", per_city=2, size=(64, 128))
+    write_cityscapes_tree(root, "val", cities=("frankfurt",), per_city=1, size=(64, 128), seed=1)
+    write_cityscapes_tree(root, "val", cities=("lindau",), per_city=1, size=(96, 128), seed=2)
+    base = ["dataset=cityscapes", f"dataset.root={root}", "dataset.crop_size=[64,64]", "dataset.batch_size=2"]
+    with pytest.raises(DatasetError, match=r"the val split holds images of more than one size \(.* is 64x128 padded "
+                                           r"to /32, .* 96x128\), and val batches stack images of one size: set "
+                                           r"dataset\.val_batch_size=1, or dataset\.val_size=\[H,W\]"):
+        build(make_cfg(*base, "dataset.val_batch_size=2", fast=False).dataset).setup("fit")
+    build(make_cfg(*base, "dataset.val_batch_size=1", fast=False).dataset).setup("fit")
+    build(make_cfg(*base, "dataset.val_batch_size=2", "dataset.val_size=[64,128]", fast=False).dataset).setup("fit")

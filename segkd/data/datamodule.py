@@ -15,7 +15,7 @@ from segkd.data.datasets import SegmentationFolder
 from segkd.data.errors import DatasetError
 from segkd.data.io import read_size
 from segkd.data.sampling import BatchPlan, SeededSampler, plan_batches, resolve_seed
-from segkd.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from segkd.data.transforms import IMAGENET_MEAN, IMAGENET_STD, SIZE_DIVISOR, eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,29 @@ class SegmentationDataModule(L.LightningDataModule):
                 split=self.val_split, transform=eval_transform(self.val_size, self.mean, self.std)
             )
             self._check_classes(self.val_set)
+            self._check_val_batches(self.val_set)
+
+    def _check_val_batches(self, dataset: SegmentationFolder) -> None:
+        """Val batches stack whole images (padded to /32): a split of several sizes cannot be batched by
+        more than one, which torch would report mid-validation as "stack expects each tensor to be equal
+        size". Said up front, with the two settings that fix it."""
+        if self.val_batch_size == 1 or self.val_size is not None:
+            return
+        def padded(size):  # noqa: E306
+            return tuple(-(-s // SIZE_DIVISOR) * SIZE_DIVISOR for s in size)
+
+        sizes: dict[tuple[int, int], int] = {}
+        for i in range(len(dataset)):
+            size = padded(dataset.image_size(i))
+            sizes.setdefault(size, i)
+            if len(sizes) > 1:
+                (a, ia), (b, ib) = list(sizes.items())[:2]
+                raise DatasetError(
+                    f"the {dataset.split} split holds images of more than one size ({dataset.samples[ia][0].name} "
+                    f"is {a[0]}x{a[1]} padded to /32, {dataset.samples[ib][0].name} {b[0]}x{b[1]}), and val batches "
+                    f"stack images of one size: set dataset.val_batch_size=1, or dataset.val_size=[H,W] to resize "
+                    f"every val image"
+                )
 
     def plain_train_set(self) -> SegmentationFolder:
         """The train split without augmentation (normalised, padded to /32): what a teacher cache is built from."""
