@@ -31,7 +31,7 @@ NOT_RECIPE: tuple[str, ...] = (
     "hydra.", "logger.", "callbacks.", "debug.", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
     "trainer.accelerator", "trainer.enable_", "trainer.log_every_n_steps", "trainer.plugins",
     "trainer.num_sanity_val_steps", "trainer.default_root_dir", "dataset.num_workers", "dataset.device_batch_size",
-    "dataset.val_batch_size",
+    "dataset.val_batch_size", "dataset.verify",
 )
 #: Settings only a distillation run has: a recipe and its scratch baseline differ in these alone.
 DISTILL_KEYS: tuple[str, ...] = (

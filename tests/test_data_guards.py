@@ -231,3 +231,20 @@ def test_a_val_split_of_several_sizes_is_refused_up_front_unless_batched_by_one(
         build(make_cfg(*base, "dataset.val_batch_size=2", fast=False).dataset).setup("fit")
     build(make_cfg(*base, "dataset.val_batch_size=1", fast=False).dataset).setup("fit")
     build(make_cfg(*base, "dataset.val_batch_size=2", "dataset.val_size=[64,128]", fast=False).dataset).setup("fit")
+
+
+def test_dataset_verify_lists_every_unreadable_file_before_training(tmp_path, make_cfg):
+    """A corrupt label is otherwise found when first read, mid-epoch, one at a time (issue 29 #24)."""
+    root = tmp_path / "cs"
+    written = write_cityscapes_tree(root, "train", per_city=2, size=(64, 128))
+    write_cityscapes_tree(root, "val", cities=("frankfurt",), per_city=1, size=(64, 128), seed=1)
+    for _, label, _ in written[:2]:
+        label.write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    base = ["dataset=cityscapes", f"dataset.root={root}", "dataset.crop_size=[64,64]", "dataset.batch_size=2"]
+    with pytest.raises(DatasetError, match=r"^2 of the 4 samples of the train split cannot be read: cannot read label map "
+                                           rf"{written[0][1]}: .*; cannot read label map {written[1][1]}: "):
+        build(make_cfg(*base, "dataset.verify=true", fast=False).dataset).setup("fit")
+    datamodule = build(make_cfg(*base, fast=False).dataset)
+    datamodule.setup("fit")  # without it, nothing is read up front
+    with pytest.raises(DatasetError, match=r"dataset\.verify=true reads every file once before training"):
+        datamodule.train_set.load(0)

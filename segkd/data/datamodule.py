@@ -96,8 +96,12 @@ class SegmentationDataModule(L.LightningDataModule):
         seed: Optional[int] = None,
         logit_cache: Optional[dict] = None,
         teacher_scale_range: Optional[Sequence[float]] = None,
+        verify: bool = False,
     ) -> None:
         super().__init__()
+        #: Read every file of both splits once before training and list every unreadable one (a corrupt
+        #: label is otherwise found when first read, mid-epoch, one file at a time).
+        self.verify = bool(verify)
         self.dataset = dataset
         self.name = name
         self.root = root
@@ -155,6 +159,10 @@ class SegmentationDataModule(L.LightningDataModule):
             )
             self._check_classes(self.val_set)
             self._check_val_batches(self.val_set)
+            if self.verify:
+                for dataset in (self.train_set, self.val_set):
+                    if dataset is not None:
+                        verify_files(dataset)
 
     def _check_val_batches(self, dataset: SegmentationFolder) -> None:
         """Val batches stack whole images (padded to /32): a split of several sizes cannot be batched by
@@ -341,6 +349,22 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.skip_steps(state["epoch"], state["steps"])  # type: ignore[union-attr]
+
+
+def verify_files(dataset: SegmentationFolder, shown: int = 5) -> None:
+    """Read every image and label of a split once; one error that lists the unreadable files."""
+    from rich.progress import track
+
+    bad = []
+    for i in track(range(len(dataset)), description=f"verifying the {dataset.split} split", transient=True):
+        try:
+            dataset.load(i)
+        except DatasetError as err:
+            bad.append(str(err))
+    if bad:
+        more = f"; and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise DatasetError(f"{len(bad)} of the {len(dataset)} samples of the {dataset.split} split cannot be read: "
+                           + "; ".join(bad[:shown]) + more)
 
 
 def _batch_size(value: int, key: str) -> int:

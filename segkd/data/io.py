@@ -53,7 +53,8 @@ def _unreadable(path: Path, what: str) -> DatasetError:
         )
     return DatasetError(
         f"cannot read {what} {path}: the file is corrupt or not an image; "
-        "re-extract it from the dataset archive or delete it"
+        "re-extract it from the dataset archive or delete it (dataset.verify=true reads every file once "
+        "before training and lists every unreadable one)"
     )
 
 
