@@ -184,10 +184,29 @@ def load_runs(dirs: Sequence[str | Path]) -> list[Run]:
                 log.warning("skipping %s: a run summary is a JSON object, this one is a %s", path,
                             type(summary).__name__)
                 continue
-            runs.append(Run(path, summary))
+            runs.append(Run(path, with_current_recipe(path, summary)))
     if not runs:
         raise FileNotFoundError(f"no summary.json under {', '.join(map(str, dirs))}")
     return runs
+
+
+def with_current_recipe(path: Path, summary: dict) -> dict:
+    """The summary with its recipe spelled by today's definition (segkd.recipe), from the resolved config
+    its run dir keeps: runs made while the definition changed are named and grouped alike. A summary
+    without its run dir (a published copy) keeps the recipe it recorded."""
+    resolved = path.parent / "resolved_config.yaml"
+    if not resolved.is_file():
+        return summary
+    import yaml
+
+    try:
+        config = yaml.safe_load(resolved.read_text())
+    except Exception as err:  # a damaged resolved config: the summary's own record stands
+        log.warning("%s: cannot read %s (%s); using the recipe its summary recorded", path, resolved, err)
+        return summary
+    if not isinstance(config, dict) or not {"task_name", "model_name", "system", "dataset"} <= config.keys():
+        return summary  # not a whole run config (a fragment): nothing to derive a recipe from
+    return {**summary, "recipe": recipes_.recipe(config, summary.get("overrides") or [])}
 
 
 def _compatible(a: Run, b: Run) -> bool:

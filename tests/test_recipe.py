@@ -78,3 +78,26 @@ def test_the_summary_spells_the_recipe_the_logger_names(make_cfg):
     assert "trainer.limit_train_batches=1" in summary["recipe"]["name"], "what the user overrode names it"
     assert run_identity(cfg, type("S", (), {"job_type": None})())["recipe"] == summary["recipe"]["name"]
     assert compare.recipe_fields(summary) == summary["recipe"]["fields"]
+
+
+def test_runs_named_while_the_definition_changed_are_named_alike_from_their_resolved_config(tmp_path):
+    """A run dir keeps its resolved config: compare spells every run's recipe by today's definition."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_train_config(["+experiment=student"], tmp_path / "x")
+    for seed, stale in ((1, {"name": "student/student_mnv2", "config": {"old.key": 1}}), (2, None)):
+        run = tmp_path / "runs" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        summary = {"seed": seed, "val": {"mIoU": 0.2}, "overrides": ["+experiment=student", f"seed={seed}"]}
+        if stale:
+            summary["recipe"] = stale  # what an older definition wrote
+        (run / "summary.json").write_text(json.dumps(summary))
+    (recipe_,) = compare.group(compare.load_runs([tmp_path / "runs"]))
+    assert recipe_.name == "student/student_mnv2" and sorted(recipe_.runs) == [1, 2]
+    published = tmp_path / "published" / "summary.json"  # a copy without its run dir keeps its own record
+    published.parent.mkdir()
+    published.write_text(json.dumps({"seed": 3, "recipe": {"name": "x", "config": {"a": 1}, "fields": {
+        "experiment": "student", "model": "m", "overrides": []}}}))
+    (run_,) = compare.load_runs([published])
+    assert run_.summary["recipe"]["config"] == {"a": 1}
