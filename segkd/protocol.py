@@ -315,7 +315,8 @@ def time_to_answer(out: Path) -> dict:
 
 
 def publish(out: Path, to: Path) -> None:
-    """Copy the comparison and every run's summary.json (small text files, never checkpoints)."""
+    """Copy the comparison and every run's summary.json and resolved_config.yaml (small text files, never
+    checkpoints)."""
     to.mkdir(parents=True, exist_ok=True)
     for name in ("comparison.json", "comparison.md", "comparison.csv"):
         if (out / name).is_file():
@@ -324,6 +325,9 @@ def publish(out: Path, to: Path) -> None:
         target = to / "runs" / summary.relative_to(out)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(summary, target)
+        resolved = summary.with_name("resolved_config.yaml")  # what segkd.compare derives the recipe from
+        if resolved.is_file():
+            shutil.copy(resolved, target.with_name(resolved.name))
     print(f"published to {to}")
 
 
