@@ -38,9 +38,10 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(make_cfg):
     assert json.loads((run_dir / LOCK_NAME).read_text())["pid"] == os.getpid()
 
 
-def test_ddp_children_and_other_tasks_share_their_jobs_dir(tmp_path, monkeypatch):
+@pytest.mark.parametrize("variable", ["LOCAL_RANK", "SLURM_PROCID", "SUBMITIT_LOCAL_GLOBALID", "NODE_RANK"])
+def test_ddp_children_and_other_tasks_share_their_jobs_dir(tmp_path, monkeypatch, variable):
     with run_dir_lock(tmp_path):
-        monkeypatch.setenv("LOCAL_RANK", "1")
+        monkeypatch.setenv(variable, "1")
         with run_dir_lock(tmp_path):
             pass
 

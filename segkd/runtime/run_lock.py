@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Iterator
 
 LOCK_NAME = ".segkd.lock"
-#: Set by launchers in processes that are not a run's first (DDP children, other Slurm tasks or nodes).
-_RANK_ENV = ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "RANK")
+#: Set by launchers in processes that are not a run's first (DDP children, other Slurm tasks or nodes,
+#: other tasks of a submitit job: SLURM_PROCID on a cluster, SUBMITIT_LOCAL_GLOBALID under its local executor).
+_RANK_ENV = ("LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "RANK", "SUBMITIT_LOCAL_GLOBALID")
 
 
 class RunDirBusy(RuntimeError):
