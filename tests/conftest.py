@@ -155,3 +155,36 @@ def val_tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cityscapes_val")
     write_cityscapes_tree(root, split="val", per_city=2, size=(32, 64))
     return root
+
+
+# ----------------------------------------------------------------------------- what a run leaves in /tmp
+
+_FAILED: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _FAILED.append(report.nodeid.split("::")[-1])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leave at most what a failed test needs to be looked at. pytest keeps a passed test's tmp_path only
+    under retention "all", but always keeps the dirs of session and module fixtures (a teacher, students,
+    generated data: over 1 GB); they are made again in seconds to minutes by the next run."""
+    import re
+    import shutil
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        base = factory.getbasetemp()
+    except (OSError, ValueError):
+        return
+    keep = {re.sub(r"[\W]", "_", name)[:30] for name in _FAILED}
+    for entry in base.iterdir():
+        if not any(entry.name.startswith(prefix) for prefix in keep):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
