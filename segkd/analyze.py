@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from segkd.analysis.dataset_report import FIGURES, REPORT_FILE, STATS_FILE, WEIGHTS_FILE, analyze_split, share_pct
-from segkd.config import build, quote_path_values
+from segkd.config import build, command_line
 from segkd.reporting import console_table
 from segkd.runtime.errors import errors_in_one_line
 
@@ -54,5 +54,5 @@ def print_summary(report: dict, console: Optional[Console] = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_path_values(sys.argv)
+    sys.argv = command_line("analyze", sys.argv)
     main()

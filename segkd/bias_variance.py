@@ -23,7 +23,7 @@ from rich.console import Console
 
 from segkd.analysis.bias_variance import decompose_groups, expand_groups as _expand_groups
 from segkd.analysis.bias_variance_report import print_report, write_reports
-from segkd.config import build, quote_path_values, to_plain
+from segkd.config import build, command_line, to_plain
 from segkd.inference.devices import resolve_device
 from segkd.runtime.errors import errors_in_one_line
 
@@ -57,5 +57,5 @@ def bias_variance(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_path_values(sys.argv)
+    sys.argv = command_line("bias_variance", sys.argv)
     main()

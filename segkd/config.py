@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import datetime
 from pathlib import Path
@@ -92,18 +93,56 @@ def build(node: Any, **kwargs: Any) -> Any:
         raise
 
 
+#: Keys whose values are paths (a value with "/" is taken as one whatever its key).
+_PATH_KEYS = ("path", "ckpt", "root", "dir", "output", "input")
+
+
 def quote_path_values(argv: list[str]) -> list[str]:
     """Command-line overrides whose value holds an ``=`` quoted for Hydra's override grammar, which reads
     ``ckpt_path=.../epoch=0-step=2.ckpt`` (the name Lightning gives its checkpoints) as a second ``=``
-    and stops with "mismatched input '='". A value already quoted, or that is a Hydra sweep or
-    function (``a,b``, ``choice(...)``), is left as it is; so are flags (``-m``, ``--cfg job``)."""
+    and stops with "mismatched input '='". Only paths are quoted (a value with ``/``, or of a key named
+    like a path); a value already quoted, a Hydra sweep or function (``a,b``, ``choice(...)``) and
+    flags (``-m``, ``--cfg job``) are left as they are."""
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
         plain_key = key.lstrip("+~")
-        if (sep and "=" in value and not arg.startswith("-") and plain_key and "/" not in plain_key
+        path_like = "/" in value or plain_key.rsplit(".", 1)[-1].endswith(_PATH_KEYS)
+        if (sep and "=" in value and path_like and not arg.startswith("-") and plain_key and "/" not in plain_key
                 and value[:1] not in ("'", '"') and "(" not in value and "," not in value):
             value = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
             arg = key + sep + value
         out.append(arg)
     return out
+
+
+def command_line(config_name: str, argv: list[str]) -> list[str]:
+    """What a ``python -m segkd.X`` command hands Hydra: values holding ``=`` quoted
+    (:func:`quote_path_values`), and a single run's overrides composed first, so that Hydra's own
+    config errors (an unknown group option or key, the override grammar) end in one ``segkd: error:``
+    line that keeps Hydra's suggestions, instead of several lines. A sweep (``-m``) and Hydra's flags
+    (``--cfg``, ``--help``, ...) go to Hydra as typed."""
+    import sys
+
+    argv = quote_path_values(argv)
+    if any(a.startswith("-") for a in argv[1:]):
+        return argv
+    message = override_error(config_name, argv[1:])
+    if message is not None:
+        print(f"segkd: error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+    return argv
+
+
+def override_error(config_name: str, overrides: list[str]) -> "str | None":
+    """Hydra's error for these overrides on one line (None when they compose)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        compose_config(config_name, overrides, Path.cwd() / "outputs" / ".check")
+    except (HydraException, OmegaConfBaseException) as err:
+        lines = [line.strip() for line in str(err).split("Config search path:")[0].splitlines() if line.strip()]
+        text = "; ".join(line.rstrip(";") for line in lines) or type(err).__name__
+        return re.sub(r"Available options in '([^']+)':;", r"available options in '\1':", text)
+    return None

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from segkd.config import build, quote_path_values, to_plain
+from segkd.config import build, command_line, to_plain
 from segkd.inference.checkpoint import network_from
 from segkd.inference.evaluation import evaluate_split
 from segkd.reporting import console_table, percent
@@ -81,5 +81,5 @@ def print_report(report: dict, console: Optional[Console] = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_path_values(argv_for_ddp_child(sys.argv))
+    sys.argv = command_line("evaluate", argv_for_ddp_child(sys.argv))
     main()

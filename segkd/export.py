@@ -19,7 +19,7 @@ from rich.console import Console
 
 from segkd.analysis.onnx_export import check_input_size, export_checked
 from segkd.inference.checkpoint import network_from, run_dir_of
-from segkd.config import quote_path_values
+from segkd.config import command_line
 from segkd.reporting import number
 from segkd.runtime.errors import errors_in_one_line
 
@@ -53,5 +53,5 @@ def main(cfg: DictConfig) -> Optional[float]:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_path_values(sys.argv)
+    sys.argv = command_line("export", sys.argv)
     main()

@@ -23,7 +23,7 @@ import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
-from segkd.config import quote_path_values, to_plain
+from segkd.config import command_line, to_plain
 from segkd.inference import SegmentationPredictor
 from segkd.inference.checkpoint import network_from
 from segkd.inference.devices import resolve_device
@@ -70,5 +70,5 @@ def predict(cfg: DictConfig) -> dict:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_path_values(sys.argv)
+    sys.argv = command_line("predict", sys.argv)
     main()

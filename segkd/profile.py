@@ -23,7 +23,7 @@ from torch import nn
 from segkd.analysis.onnx_export import check_input_size
 from segkd.analysis.profile_report import add_to_checkpoint_run, print_report, write_report
 from segkd.analysis.profiling import profile_networks
-from segkd.config import CONF_DIR, quote_path_values, to_plain
+from segkd.config import CONF_DIR, command_line, to_plain
 from segkd.inference.checkpoint import network_from, run_dir_of
 from segkd.inference.devices import resolve_device
 from segkd.models import build_net
@@ -86,5 +86,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_path_values(sys.argv)
+    sys.argv = command_line("profile", sys.argv)
     main()

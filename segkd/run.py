@@ -9,7 +9,7 @@ from typing import Optional
 import hydra
 from omegaconf import DictConfig
 
-from segkd.config import quote_path_values
+from segkd.config import command_line
 from segkd.runtime.errors import errors_in_one_line
 from segkd.runtime.processes import argv_for_ddp_child
 from segkd.train import train
@@ -41,5 +41,5 @@ def val_miou(summary: dict) -> Optional[float]:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_path_values(argv_for_ddp_child(sys.argv))
+    sys.argv = command_line("train", argv_for_ddp_child(sys.argv))
     main()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import inspect
 
 import pytest
@@ -188,3 +190,23 @@ def test_a_value_with_an_equals_sign_reaches_the_config_as_typed(tmp_path):
     assert quoted == ["segkd.run", "-m", f"ckpt_path='{path}'", "seed=1,2", "+experiment=student", "x='a=b'",
                       "--cfg", "job"]
     assert compose_train_config([quoted[2]], tmp_path).ckpt_path == path
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["distill_paradigm=cdw"], r"^In 'train': Could not find 'distill_paradigm/cdw'; available options in "
+                               r"'distill_paradigm': bottleneck; cwd; .*; pairwise$"),
+    (["trainer.max_epoch=3"], r"^Could not override 'trainer\.max_epoch'\.; To append to your config use "
+                              r"\+trainer\.max_epoch=3$"),
+    (["seed=1=2"], r"^mismatched input '=' expecting <EOF>; See https://hydra\.cc/"),
+])
+def test_hydras_config_errors_are_one_segkd_line_with_its_suggestion(overrides, message, capsys):
+    """issue 29 #25: Hydra's clear but several-line errors, as one line a user reads."""
+    from segkd.config import command_line
+
+    with pytest.raises(SystemExit) as exit_:
+        command_line("train", ["segkd.run", *overrides])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 1 and len(err) == 1 and err[0].startswith("segkd: error: ")
+    assert re.search(message, err[0].removeprefix("segkd: error: ")), err[0]
+    assert command_line("train", ["segkd.run", "+experiment=student", "seed=3"]) == ["segkd.run", "+experiment=student", "seed=3"]
+    assert command_line("train", ["segkd.run", "-m", "seed=1,2"]) == ["segkd.run", "-m", "seed=1,2"], "a sweep goes to Hydra"
