@@ -127,7 +127,7 @@ def command_line(config_name: str, argv: list[str]) -> list[str]:
     argv = quote_path_values(argv)
     if any(a.startswith("-") for a in argv[1:]):
         return argv
-    message = override_error(config_name, argv[1:])
+    message = override_error(config_name, argv[1:]) or unwritable_run_dir(argv[1:])
     if message is not None:
         print(f"segkd: error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(1)
@@ -145,4 +145,26 @@ def override_error(config_name: str, overrides: list[str]) -> "str | None":
         lines = [line.strip() for line in str(err).split("Config search path:")[0].splitlines() if line.strip()]
         text = "; ".join(line.rstrip(";") for line in lines) or type(err).__name__
         return re.sub(r"Available options in '([^']+)':;", r"available options in '\1':", text)
+    return None
+
+
+def unwritable_run_dir(overrides: list[str]) -> "str | None":
+    """A ``hydra.run.dir`` the run cannot write, as one line (Hydra would create it and fail with its
+    own report before segkd runs); None when it can be written or is not given."""
+    from segkd.runtime.errors import place_error
+
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key.lstrip("+~") == "hydra.run.dir" and value:
+            run_dir = Path(value.strip("'\"")).expanduser()
+            try:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                probe = run_dir / f".segkd-write-probe-{os.getpid()}"
+                probe.touch()
+                probe.unlink()
+            except OSError as err:
+                if err.filename is None:
+                    err.filename = str(run_dir)
+                found = place_error(err)
+                return str(found) if found is not None else f"cannot write {run_dir}: {err.strerror or err}"
     return None

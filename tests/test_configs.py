@@ -210,3 +210,26 @@ def test_hydras_config_errors_are_one_segkd_line_with_its_suggestion(overrides, 
     assert re.search(message, err[0].removeprefix("segkd: error: ")), err[0]
     assert command_line("train", ["segkd.run", "+experiment=student", "seed=3"]) == ["segkd.run", "+experiment=student", "seed=3"]
     assert command_line("train", ["segkd.run", "-m", "seed=1,2"]) == ["segkd.run", "-m", "seed=1,2"], "a sweep goes to Hydra"
+
+
+def test_a_run_dir_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
+    """issue 29 #16: Hydra would create hydra.run.dir and fail with its own report before segkd runs."""
+    import errno
+    from pathlib import Path
+
+    from segkd.config import command_line
+
+    target = tmp_path / "ro" / "run"
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self == target:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(SystemExit):
+        command_line("train", ["segkd.run", f"hydra.run.dir={target}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"segkd: error: cannot write {target}: a read-only file system")
+    assert command_line("train", ["segkd.run", f"hydra.run.dir={tmp_path / 'ok'}"])[1] == f"hydra.run.dir={tmp_path / 'ok'}"

@@ -106,6 +106,8 @@ def test_a_place_that_cannot_be_written_is_one_line_naming_the_path(tmp_path, ca
     from segkd.runtime.errors import errors_in_one_line
 
     target = tmp_path / "out" / "last.ckpt"
+    target.parent.mkdir()
+    (tmp_path / "out" / "best.ckpt").write_bytes(b"x" * 3_000_000)  # what a save there needs
 
     def save():  # a full disk mid-save surfaces as torch's RuntimeError with the OSError as its context
         try:
@@ -120,4 +122,4 @@ def test_a_place_that_cannot_be_written_is_one_line_naming_the_path(tmp_path, ca
     assert exit_.value.code == 1 and len(lines) == 1
     assert lines[0].startswith(f"segkd: error: cannot write {target}: {words}")
     if code == 28:
-        assert " free there)" in lines[0] and "free some space or write elsewhere" in lines[0]
+        assert " free there; a checkpoint there takes 3.0 MB)" in lines[0] and "free some space or write elsewhere" in lines[0]

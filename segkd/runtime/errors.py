@@ -67,7 +67,8 @@ def place_error(err: BaseException) -> Optional[PlaceError]:
             text = f"cannot write {where}: {_PLACE_ERRNOS[code]}" if where else f"cannot write: {_PLACE_ERRNOS[code]}"
             free = _free_space(where)
             if code in (errno.ENOSPC, errno.EDQUOT) and free is not None:
-                text += f" ({free} free there)"
+                needed = _checkpoint_size(where)
+                text += f" ({free} free there" + (f"; a checkpoint there takes {needed}" if needed else "") + ")"
             text += "; free some space or write elsewhere" if code in (errno.ENOSPC, errno.EDQUOT) else \
                 "; choose a folder you can write to"
             return PlaceError(f"{text} (e.g. hydra.run.dir=..., output_dir=..., output=...)")
@@ -83,6 +84,21 @@ def _errno_of(err: BaseException) -> Optional[tuple[int, Optional[str]]]:
     return None
 
 
+def _checkpoint_size(path: Optional[Path]) -> Optional[str]:
+    """The size of the largest checkpoint beside ``path`` (what a save there needs), if any."""
+    if path is None:
+        return None
+    try:
+        sizes = [p.stat().st_size for p in path.parent.glob("*.ckpt") if p.is_file()]
+    except OSError:
+        return None
+    return _size(max(sizes)) if sizes else None
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
 def _free_space(path: Optional[Path]) -> Optional[str]:
     import shutil
 
@@ -93,7 +109,7 @@ def _free_space(path: Optional[Path]) -> Optional[str]:
         free = shutil.disk_usage(probe if probe is not None else ".").free
     except OSError:
         return None
-    return f"{free / 1e9:.2f} GB" if free >= 1e8 else f"{free / 1e6:.1f} MB"
+    return _size(free)
 
 
 def users_error(err: BaseException) -> Optional[BaseException]:
