@@ -288,9 +288,12 @@ def mean_cost(recipe: Recipe, by: str) -> Optional[float]:
     return None if not costs or any(c is None for c in costs) else statistics.fmean(costs)
 
 
-def find_matched_baseline(recipe: Recipe, recipes: Sequence[Recipe], by: str) -> tuple[Optional[Recipe], Optional[str]]:
-    """The scratch recipe whose mean cost is the nearest at or above the recipe's (and why none, if none)."""
+def find_matched_baseline(recipe: Recipe, recipes: Sequence[Recipe], by: str,
+                          extra: float = 0.0) -> tuple[Optional[Recipe], Optional[str]]:
+    """The scratch recipe whose mean cost is the nearest at or above the recipe's (and why none, if none);
+    ``extra`` is added to the recipe's own cost (its share of a teacher cache's build, when charged)."""
     own = mean_cost(recipe, by)
+    own = None if own is None else own + extra
     unit = "GMACs of training compute" if by == "compute" else "s of fit wall time without validation"
     if own is None:
         return None, f"its runs record no cost.{MATCH_KEYS[by]} (made before summary.json had a cost block)"
@@ -376,7 +379,7 @@ def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: s
                      "cache_share_gmacs": _mean([shares[r.cache()[0]] for r in recipe.runs.values()
                                                  if r.cache() is not None]) if any(
                          r.cache() is not None for r in recipe.runs.values()) else None},
-            "cost_ratio": None, "matched": None,
+            "cost_ratio": None, "matched": None, "matched_with_cache": None,
         }
         if recipe.fields.get("teacher"):
             row.update(verdict=TEACHER, baseline=None)
@@ -390,6 +393,12 @@ def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: s
             row["cost_ratio"] = {by: _ratio(mean_cost(recipe, by), mean_cost(base, by)) for by in MATCH_KEYS}
         if not recipe.fields.get("teacher") and not is_scratch(recipe.fields) and baseline is None:
             row["matched"] = _matched(recipe, recipes, metric, match)
+            share = row["cost"]["cache_share_gmacs"]
+            if share and match == "compute":
+                # The same question with the recipe charged its share of the cache build it reads: what a
+                # cached teacher costs when only these runs use its cache.
+                row["matched_with_cache"] = {**_matched(recipe, recipes, metric, match, extra=share),
+                                             "cache_share_gmacs": share}
         rows.append(row)
     _teacher_ratios(rows)
     order = {TEACHER: 0, BASELINE: 1}
@@ -408,14 +417,14 @@ def _teacher_ratios(rows: list[dict]) -> None:
         r["teacher_ratio"] = r["miou_mean"] / reference if r["verdict"] != TEACHER and reference and r["miou_mean"] else None
 
 
-def _matched(recipe: Recipe, recipes: Sequence[Recipe], metric: str, by: str) -> dict:
-    base, reason = find_matched_baseline(recipe, recipes, by)
+def _matched(recipe: Recipe, recipes: Sequence[Recipe], metric: str, by: str, extra: float = 0.0) -> dict:
+    base, reason = find_matched_baseline(recipe, recipes, by, extra)
     out = {"by": by, "baseline": None, "baseline_cost_ratio": None, "n_paired": 0, "delta_mean": None,
            "delta_ci95": None, "verdict": None, "reason": reason}
     if base is None:
         return out
     delta = paired_delta(recipe, base, metric)
-    out.update(baseline=base.name, baseline_cost_ratio=_ratio(mean_cost(base, by), mean_cost(recipe, by)),
+    out.update(baseline=base.name, baseline_cost_ratio=_ratio(mean_cost(base, by), (mean_cost(recipe, by) or 0) + extra),
                n_paired=delta["n_paired"], delta_mean=delta["delta_mean"], delta_ci95=delta["delta_ci95"])
     if delta["n_paired"]:
         out["verdict"] = delta["verdict"]
@@ -481,6 +490,13 @@ def markdown(rows: Sequence[dict], metric: str) -> str:
             notes.append(f"- {r['recipe']}: no scratch baseline with the same model, data, epochs and crop.")
         if (r.get("matched") or {}).get("reason"):
             notes.append(f"- {r['recipe']}: no matched-cost verdict: {r['matched']['reason']}.")
+        charged = r.get("matched_with_cache")
+        if charged:
+            notes.append(f"- {r['recipe']}: charged its share of the cache build ({charged['cache_share_gmacs']:.4g} GMACs "
+                         "per run), its matched-compute baseline is "
+                         + (f"'{charged['baseline']}': Δ {percent(charged['delta_mean'], signed=True)} "
+                            f"{_ci(charged['delta_ci95'])}, {charged['verdict']}." if charged.get("baseline")
+                            else f"none: {charged['reason']}."))
         share = (r.get("cost") or {}).get("cache_share_gmacs")
         if share is not None:
             notes.append(f"- {r['recipe']}: reads a teacher-logit cache; its build, shared by the runs here that read it, "

@@ -276,6 +276,12 @@ def test_a_cached_teacher_costs_its_runs_nothing_and_its_build_is_shared(budgets
     assert cached["cost"]["cache_share_gmacs"] == pytest.approx(60.0 / 3)
     assert cached["cost_ratio"]["compute"] == pytest.approx(1.0)
     assert rows["student/student_mnv2"]["matched"] is None, "a scratch budget is a baseline, not a recipe"
+    # charged its share (100 + 20 GMACs), the nearest scratch budget at or above is 8 epochs (200)
+    charged = cached["matched_with_cache"]
+    assert charged["baseline"] == "student/student_mnv2 trainer.max_epochs=8" and charged["cache_share_gmacs"] == 20.0
+    assert charged["baseline_cost_ratio"] == pytest.approx(200 / 120)
+    assert charged["delta_mean"] == pytest.approx(((0.23 - 0.24) + (0.24 - 0.25) + (0.22 - 0.23)) / 3)
+    assert rows["offline_kd/student_mnv2/encoder"]["matched_with_cache"] is None, "no cache, nothing to charge"
 
 
 def test_runs_without_a_cost_block_say_so(tree):
