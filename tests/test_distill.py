@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 
-from segkd.config import build, to_plain
+from segkd.config import to_plain
 from segkd.distill.features import FeatureRecorder
 from segkd.models import build_unet
 from segkd.systems import DistillationSystem, MutualLearningSystem

@@ -101,7 +101,6 @@ def test_the_cli_prints_one_line_without_a_traceback(tmp_path, cache_dir):
                                          (13, "permission denied")])
 def test_a_place_that_cannot_be_written_is_one_line_naming_the_path(tmp_path, capsys, code, words):
     """Raised by a library, not by segkd, and still one line: the fix is another place (issue 29 #16, #17)."""
-    import shutil
 
     from segkd.runtime.errors import errors_in_one_line
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from segkd.callbacks.weight_averaging import WarmedUpEMA
-from segkd.config import build, to_plain
 from segkd.train import build_system, train
 
 

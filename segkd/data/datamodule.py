@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Callable, Optional, Sequence
 
 import lightning as L
