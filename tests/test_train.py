@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -70,7 +71,13 @@ def test_wandb_logger_runs_offline_into_the_run_dir(make_cfg, tmp_path, monkeypa
     assert wandb.run is None, "train() finishes its W&B run, so a sweep's next job starts a new one"
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, "offline by default: no network, no login"
-    record = next(runs[0].glob("run-*.wandb")).read_bytes()  # the offline run's transaction log
+    log = next(runs[0].glob("run-*.wandb"))  # the offline run's transaction log
+    record = b""
+    for _ in range(60):  # wandb-core writes it from its own process and may still be flushing after finish()
+        record = log.read_bytes()
+        if b"val/mIoU" in record and b"encoder_name" in record:
+            break
+        time.sleep(0.5)
     assert b"val/mIoU" in record and b"encoder_name" in record, "metrics and the config reach W&B"
 
 
