@@ -48,13 +48,14 @@ class BatchNormEval(Callback):
 
 
 class SignalAt(Callback):
-    """Sends this process the cluster's stop signal after optimizer step ``step``, once per run dir
-    (a marker file keeps the resumed run from signalling again): what SLURM does before a time limit."""
+    """Sends this process the cluster's stop signal in the middle of the step after optimizer step ``step``
+    (as the next batch starts), once per run dir (a marker file keeps the resumed run from signalling
+    again): what SLURM does before a time limit, at a moment when a step is under way."""
 
     def __init__(self, step: int, marker: str, signame: str = "SIGUSR2") -> None:
         self.step, self.marker, self.signum = step, Path(marker), getattr(signal, signame)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.global_step == self.step and not self.marker.exists() and trainer.global_rank == 0:
             self.marker.write_text(str(self.step))
             os.kill(os.getpid(), self.signum)
