@@ -226,10 +226,34 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
     # Each stage runs its cache builders alone, then the rest side by side: the first cached job builds
     # the reference teacher's logit cache, and the first student of each soft teacher builds that
     # teacher's (the soft teachers themselves train in the first stage).
-    builder = [j for j in todo if j.cached][:1]
+    builder = [j for j in todo if j.cached and not _cache_built(configs[id(j)], out)][:1]
     firsts = [j for i, j in enumerate(todo_later) if j.teacher not in {k.teacher for k in todo_later[:i]}]
     stages = [(builder, [j for j in todo if j not in builder]), (firsts, [j for j in todo_later if j not in firsts])]
     return Plan(teacher_dir, ["+experiment=reference_teacher", *overrides], stages, len(first) + len(later))
+
+
+#: The settings that decide which teacher-logit cache a run reads (the dataset's come with its name).
+CACHE_KEYS = ("dataset.name", "dataset.root", "system.teacher.checkpoint", "system.teacher.cache.")
+
+
+def _cache_built(cfg, out: Path) -> bool:
+    """Whether a finished run under ``out`` read the same teacher-logit cache, and it is still there: then no
+    job of this plan builds it and none needs to run alone."""
+    import json
+
+    from segkd.recipe import recipe_config
+
+    def cache_part(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k.startswith(CACHE_KEYS)}
+
+    wanted = cache_part(recipe_config(cfg))
+    for path in out.rglob("summary.json"):
+        summary = json.loads(path.read_text())
+        cache = (summary.get("teacher_cache") or {}).get("path")
+        if cache and (Path(cache) / "meta.json").is_file() and \
+                cache_part(summary.get("recipe", {}).get("config", {})) == wanted:
+            return True
+    return False
 
 
 def _reads_reference_teacher(cfg) -> bool:

@@ -108,3 +108,25 @@ def test_time_to_answer_sums_each_jobs_fit_and_the_scratch_share(tmp_path):
     (tmp_path / "broken" / "summary.json").write_text("{")
     spent = protocol.time_to_answer(tmp_path)
     assert spent == {"runs": 3, "fit_h": 4.5, "scratch_h": 3.0, "scratch_share": pytest.approx(3 / 4.5)}
+
+
+def test_a_cache_a_finished_run_read_is_not_built_again_so_no_job_runs_alone(tmp_path, capsys):
+    import json
+
+    from segkd.recipe import recipe_config
+
+    out, cache = tmp_path / "p", tmp_path / "cache" / "teacher_logits" / "train-abc"
+    done = out / "cwd" / "seed1"
+    done.mkdir(parents=True)
+    cfg = protocol.compose(["+experiment=offline_kd", "distill_paradigm=cwd", "teacher_cache=true", "seed=1"], done)
+    (done / "summary.json").write_text(json.dumps({"teacher_cache": {"path": str(cache)},
+                                                    "recipe": {"config": recipe_config(cfg)}}))
+    args = ["--dry-run", "--out", str(out), "--seeds", "1,2", "--only", "cwd", "--budgets", "cwd=2"]
+    protocol.main(args)
+    assert [alone for _, _, alone in planned(capsys, alone=True)] == [True, False], "no cache on disk: built first"
+    cache.mkdir(parents=True)
+    (cache / "meta.json").write_text("{}")
+    protocol.main(args)
+    assert [alone for _, _, alone in planned(capsys, alone=True)] == [False, False], "the cache is there: side by side"
+    protocol.main([*args, "--", "dataset.logit_cache.stride=2"])
+    assert [alone for _, _, alone in planned(capsys, alone=True)] == [True, False], "another cache: built first"
