@@ -44,11 +44,7 @@ RULES: dict[str, tuple[str, ...]] = {
 
 #: Edges (importing module, imported module) that break a rule today and are being paid off: the
 #: test reports them and does not fail on them. Remove an entry when its import goes.
-KNOWN_DEBTS: set[tuple[str, str]] = {
-    # RescaledTeacher computes its logits through the inference predictor (scaled_logits), so that a
-    # rescaled teacher answers as segkd.evaluate does; the resize-and-pad code would have to move below.
-    ("segkd.distill.teacher", "segkd.inference.predictor"),
-}
+KNOWN_DEBTS: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, root: Path = SEGKD_DIR) -> str:

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from segkd.data.transforms import SIZE_DIVISOR
+from segkd.functional.resize import at_scale, padded_logits
 from segkd.models.checkpoint import MAIN_NET, load_net, net_specs, read_checkpoint, spec_mismatch
 
 HOW_TO_TRAIN = (
@@ -96,18 +98,11 @@ class RescaledTeacher(nn.Module):
 
     def __init__(self, net: nn.Module, scale: float) -> None:
         super().__init__()
-        from segkd.inference.predictor import SegmentationPredictor
-
         if not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"system.teacher.input_scale={scale} must be a positive factor, e.g. 1.0 or 0.5")
         self.scale = float(scale)
-        self.predictor = SegmentationPredictor(net, mode="whole")
+        self.net = net  # module paths (hooks) are relative to it
         self.train(net.training)  # a frozen teacher comes in eval mode and stays so
 
-    @property
-    def net(self) -> nn.Module:
-        """The network itself: module paths (hooks) are relative to it."""
-        return self.predictor.net
-
     def forward(self, images: Tensor) -> Tensor:
-        return self.predictor.scaled_logits(images, self.scale)
+        return at_scale(lambda view: padded_logits(self.net, view, SIZE_DIVISOR), images, self.scale)

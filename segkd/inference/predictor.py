@@ -13,10 +13,10 @@ import math
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segkd.data.transforms import SIZE_DIVISOR
+from segkd.functional.resize import at_scale, padded_logits
 
 MODES = ("whole", "slide")
 
@@ -86,23 +86,14 @@ class SegmentationPredictor(nn.Module):
 
     def scaled_logits(self, images: Tensor, scale: float) -> Tensor:
         """The network's logits on ``images`` resized by ``scale``, resized back to the input size (bilinear)."""
-        size = images.shape[-2:]
-        if scale != 1.0:
-            images = F.interpolate(images, size=_scaled(size, scale), mode="bilinear", align_corners=False)
-        logits = self.logits(images)
-        if logits.shape[-2:] != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits
+        return at_scale(self.logits, images, scale)
 
     def logits(self, images: Tensor) -> Tensor:
         """The network's logits at the size of ``images``, by the configured mode (no TTA)."""
         return self._whole(images) if self.mode == "whole" else self._slide(images)
 
     def _whole(self, images: Tensor) -> Tensor:
-        height, width = images.shape[-2:]
-        pad_h, pad_w = (-height) % self.size_divisor, (-width) % self.size_divisor
-        padded = F.pad(images, (0, pad_w, 0, pad_h)) if pad_h or pad_w else images
-        return self.net(padded)[..., :height, :width]
+        return padded_logits(self.net, images, self.size_divisor)
 
     def _slide(self, images: Tensor) -> Tensor:
         height, width = images.shape[-2:]
@@ -129,7 +120,3 @@ def _pair(value: Sequence[int], key: str) -> tuple[int, int]:
     if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pair):
         raise ValueError(f"{key}={list(pair)} is not a size; set it to [height, width] in pixels, both at least 1")
     return pair
-
-
-def _scaled(size: Sequence[int], scale: float) -> tuple[int, int]:
-    return tuple(max(1, int(round(s * scale))) for s in size)
