@@ -1,4 +1,4 @@
-"""What the submitit_local launcher adds to a job, next to Hydra's basic launcher, on the same job.
+"""What segkd's local submitit launcher (hydra/launcher=local) adds to a job, next to Hydra's basic launcher, on the same job.
 
     .venv/bin/python benchmarks/launcher_overhead.py [--rounds 3] [-- OVERRIDE ...]
 
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ["trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
        "trainer.enable_progress_bar=false", "logger=csv", "seed=1"]
-LAUNCHERS = {"basic": [], "submitit_local": ["hydra/launcher=submitit_local"]}
+LAUNCHERS = {"basic": [], "local": ["hydra/launcher=local"]}
 
 
 def sweep_seconds(extra: list[str], out: Path) -> float:
@@ -52,7 +52,7 @@ def main() -> None:
                 times[name].append(seconds)
                 print(f"round {r}: {name:15s} {seconds:6.1f} s", flush=True)
     basic, local = (statistics.median(times[n]) for n in LAUNCHERS)
-    print(f"\nmedian one-job sweep: basic {basic:.1f} s, submitit_local {local:.1f} s; "
+    print(f"\nmedian one-job sweep: basic {basic:.1f} s, local {local:.1f} s; "
           f"overhead per job {local - basic:+.1f} s ({local / basic:.2f}x)")
 
 

@@ -121,17 +121,36 @@ def command_line(config_name: str, argv: list[str]) -> list[str]:
     (:func:`quote_path_values`), and a single run's overrides composed first, so that Hydra's own
     config errors (an unknown group option or key, the override grammar) end in one ``segkd: error:``
     line that keeps Hydra's suggestions, instead of several lines. A sweep (``-m``) and Hydra's flags
-    (``--cfg``, ``--help``, ...) go to Hydra as typed."""
+    (``--cfg``, ``--help``, ...) go to Hydra as typed, once they do not name the plugin's launchers
+    (:func:`plugin_launcher_error`)."""
     import sys
 
     argv = quote_path_values(argv)
-    if any(a.startswith("-") for a in argv[1:]):
+    message = plugin_launcher_error(argv[1:])
+    if message is None and any(a.startswith("-") for a in argv[1:]):
         return argv
-    message = override_error(config_name, argv[1:]) or unwritable_run_dir(argv[1:])
+    message = message or override_error(config_name, argv[1:]) or unwritable_run_dir(argv[1:])
     if message is not None:
         print(f"segkd: error: {message}", file=sys.stderr, flush=True)
         raise SystemExit(1)
     return argv
+
+
+#: The submitit plugin's own launcher configs -> segkd's (conf/hydra/launcher/).
+PLUGIN_LAUNCHERS = {"submitit_slurm": "slurm (GPU partitions) or hydra/launcher=slurm_cpu (CPU partitions)",
+                    "submitit_local": "local"}
+
+
+def plugin_launcher_error(overrides: list[str]) -> "str | None":
+    """The plugin's launchers would run without segkd's (a sweep dir per process, data made by every job,
+    no job ids shown): refused in one line naming segkd's."""
+    for override in overrides:
+        name = override.partition("=")[2] if override.lstrip("+~").startswith("hydra/launcher=") else None
+        if name in PLUGIN_LAUNCHERS:
+            return (f"hydra/launcher={name} is the submitit plugin's launcher, without segkd's (one sweep dir for "
+                    f"every process, the data prepared once, the jobs' ids and states shown); use "
+                    f"hydra/launcher={PLUGIN_LAUNCHERS[name]}")
+    return None
 
 
 def override_error(config_name: str, overrides: list[str]) -> "str | None":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Optional
 
 import hydra
@@ -13,11 +12,6 @@ from segkd.config import command_line
 from segkd.runtime.errors import errors_in_one_line
 from segkd.runtime.processes import argv_for_ddp_child
 from segkd.train import train
-
-# conf/hydra/launcher/submitit_{slurm,local}.yaml keep the plugin's names (so `hydra/launcher=submitit_slurm`
-# means segkd's settings) and are checked against its schema; Hydra 1.3 warns that this matching is
-# deprecated on every start, which says nothing to a user.
-warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema with the same name")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

@@ -161,7 +161,7 @@ def test_one_recipe_on_other_devices_or_launchers_is_one_recipe(tmp_path):
     # The global batch fixes what a step trains on; devices, launcher and micro-batch only carry it out.
     write_summary(tmp_path, "one", 1, 0.25, "offline_kd", "cwd")
     write_summary(tmp_path, "ddp", 2, 0.27, "offline_kd", "cwd", overrides=(
-        "trainer=ddp", "trainer.devices=4", "hydra/launcher=submitit_local", "dataset.device_batch_size=2"))
+        "trainer=ddp", "trainer.devices=4", "hydra/launcher=local", "dataset.device_batch_size=2"))
     write_summary(tmp_path, "bf16", 3, 0.26, "offline_kd", "cwd", overrides=("trainer.precision=bf16-mixed",))
     rows = [r for r in compare.report([tmp_path], plots=False) if r["paradigm"] == "cwd"]
     assert sorted(r["n_seeds"] for r in rows) == [1, 2], "precision changes the numbers: another recipe"

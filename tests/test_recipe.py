@@ -39,7 +39,7 @@ def test_a_key_added_to_a_paradigm_yaml_makes_another_recipe_without_registratio
 
 
 @pytest.mark.parametrize("setting", [
-    "trainer.devices=2", "trainer.accelerator=cpu", "hydra/launcher=submitit_local", "auto_resume=false",
+    "trainer.devices=2", "trainer.accelerator=cpu", "hydra/launcher=local", "auto_resume=false",
     "logger=csv_wandb", "callbacks.epoch_timer=null", "dataset.num_workers=2", "dataset.val_batch_size=2",
     "seed=5", "paths.cache_dir=/somewhere/else/.cache", "trainer.enable_progress_bar=false",
 ])

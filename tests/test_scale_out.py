@@ -219,10 +219,13 @@ def test_submitit_local_sweep_of_two_jobs_with_two_tasks_survives_a_stop_signal(
     """Each job (2 tasks, gloo) is signalled after step 2 as SLURM would before a time limit: it saves,
     submitit requeues it with its original arguments, and it resumes from last.ckpt in its own dir."""
     sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=submitit_local", *FAST, *STEPS5, "auto_resume=true", "trainer=ddp", "seed=1,2",
+    args = ["-m", "hydra/launcher=local", *FAST, *STEPS5, "auto_resume=true", "trainer=ddp", "seed=1,2",
             "+callbacks.signal._target_=scale_helpers.SignalAt", "+callbacks.signal.step=2",
             "+callbacks.signal.marker=${paths.output_dir}/signalled", f"hydra.sweep.dir={sweep}"]
-    run_cli(args, env_for(cache_dir))
+    done = run_cli(args, env_for(cache_dir))
+    shown = done.stdout + done.stderr
+    assert shown.count("preparing the sweep's data once") == 1, "one dataset for both jobs, made before submitting"
+    assert "submitted 2 job(s)" in shown and "2/2 done" in shown, shown[-3000:]
     for job in ("0", "1"):
         summary = json.loads((sweep / job / "summary.json").read_text())
         assert summary["provenance"]["world_size"] == 2
@@ -231,6 +234,7 @@ def test_submitit_local_sweep_of_two_jobs_with_two_tasks_survives_a_stop_signal(
         assert (sweep / job / "signalled").exists()
     logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_0_log.*"))
     assert "Requeued job" in logs and "saved" in logs
+    assert "ConfigStore schema" not in logs and "generated SynthStreets" not in logs
 
 
 @pytest.mark.slow
