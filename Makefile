@@ -8,11 +8,11 @@ STAMP := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
 
-install: $(STAMP)  ## create .venv and install segkd with its test extra (idempotent)
+install: $(STAMP)  ## create .venv and install segkd with its test and search extras (idempotent)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,search]'
 	touch $(STAMP)
 
 run: install  ## train the default student on the embedded SynthStreets data

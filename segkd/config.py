@@ -126,7 +126,7 @@ def command_line(config_name: str, argv: list[str]) -> list[str]:
     import sys
 
     argv = quote_path_values(argv)
-    message = plugin_launcher_error(argv[1:])
+    message = plugin_launcher_error(argv[1:]) or missing_extra_error(argv[1:])
     if message is None and any(a.startswith("-") for a in argv[1:]):
         return argv
     message = message or override_error(config_name, argv[1:]) or unwritable_run_dir(argv[1:])
@@ -150,6 +150,22 @@ def plugin_launcher_error(overrides: list[str]) -> "str | None":
             return (f"hydra/launcher={name} is the submitit plugin's launcher, without segkd's (one sweep dir for "
                     f"every process, the data prepared once, the jobs' ids and states shown); use "
                     f"hydra/launcher={PLUGIN_LAUNCHERS[name]}")
+    return None
+
+
+#: Overrides that need an optional extra -> (the module it installs, the extra).
+EXTRAS = {"+experiment=kd_search": ("optuna", "search"), "hydra/sweeper=optuna": ("optuna", "search")}
+
+
+def missing_extra_error(overrides: list[str]) -> "str | None":
+    """An override whose packages are an extra that is not installed, in one line saying how to install it."""
+    import importlib.util
+
+    for override in overrides:
+        needs = EXTRAS.get(override.lstrip("+") if override.startswith("hydra/") else override)
+        if needs and importlib.util.find_spec(needs[0]) is None:
+            return (f"{override} needs segkd's '{needs[1]}' extra, which is not installed: "
+                    f"pip install -e '.[{needs[1]}]' (make install installs it)")
     return None
 
 

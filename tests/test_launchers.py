@@ -64,3 +64,25 @@ def test_the_progress_line_counts_done_running_pending_and_names_other_states():
             _Job("NODE_FAIL")]
     assert progress_line(jobs) == ("2/6 done, 1 running, 2 pending, 1 node_fail", False)
     assert progress_line(jobs[:2]) == ("2/2 done", True)
+
+
+def test_the_search_is_an_extra_and_without_it_kd_search_says_how_to_install_it(monkeypatch):
+    import sys
+    import tomllib
+
+    from segkd.config import missing_extra_error
+
+    from conftest import ROOT
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = " ".join(project["dependencies"]).lower()
+    assert "optuna" not in core and "sqlalchemy" not in core, "the core install pins neither Optuna 2 nor SQLAlchemy < 2"
+    assert any(d.startswith("hydra-optuna-sweeper") for d in project["optional-dependencies"]["search"])
+    assert "[test,search]" in (ROOT / "Makefile").read_text(), "make install installs the extra the tests use"
+
+    assert missing_extra_error(["+experiment=kd_search", "seed=1"]) is None, "installed here"
+    monkeypatch.setitem(sys.modules, "optuna", None)  # what Python reports for a package that is not installed
+    message = missing_extra_error(["-m", "+experiment=kd_search"])
+    assert message == ("+experiment=kd_search needs segkd's 'search' extra, which is not installed: "
+                       "pip install -e '.[search]' (make install installs it)")
+    assert "search" in missing_extra_error(["hydra/sweeper=optuna"])
