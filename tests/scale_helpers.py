@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import lightning as L
@@ -59,3 +60,23 @@ class SignalAt(Callback):
         if trainer.global_step == self.step and not self.marker.exists() and trainer.global_rank == 0:
             self.marker.write_text(str(self.step))
             os.kill(os.getpid(), self.signum)
+
+
+class PauseAt(Callback):
+    """Holds the run inside the step after optimizer step ``step`` (as the next batch starts) until the
+    file ``go`` exists or ``seconds`` pass, once per run dir (``marker``, written when the pause begins,
+    tells a test the job is there): a window in which a test stops the job from outside, with scancel,
+    a time limit, a preemption or a requeue, at a moment when a step is under way."""
+
+    def __init__(self, step: int, marker: str, go: str = "", seconds: float = 120.0) -> None:
+        self.step, self.marker, self.seconds = step, Path(marker), seconds
+        self.go = Path(go) if go else None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.global_step != self.step or self.marker.exists():
+            return
+        if trainer.global_rank == 0:
+            self.marker.write_text(str(self.step))
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline and not (self.go is not None and self.go.exists()):
+            time.sleep(0.1)

@@ -122,6 +122,7 @@ def test_a_stop_signal_saves_between_steps_and_the_run_resumes_by_itself(make_cf
         monkeypatch.setenv("SLURM_JOB_ID", "4242")
     ema = [s for s in STEPS5 if not s.startswith("callbacks.weight_averaging")]
     run = [*ema, "auto_resume=true", "trainer.log_every_n_steps=1", *recorder(tmp_path / "rec"),
+           "callbacks.preemption.sigterm_linger_s=0",  # no SLURM here to end the process after the save
            "+callbacks.signal._target_=scale_helpers.SignalAt", "+callbacks.signal.step=2",
            f"+callbacks.signal.signame={signame}", f"+callbacks.signal.marker={tmp_path / 'signalled'}"]
     with pytest.raises(SystemExit) as stopped:  # no launcher here: the process would end after saving

@@ -15,9 +15,13 @@ It is a Lightning ``Checkpoint`` callback so that Lightning runs its ``on_train_
 every other callback's: the moving average of the weights (segkd.callbacks.EMA) has taken the step
 before it is saved. Saved before it, the resumed run missed one update of the average per stop.
 
-After saving on the signal it hands over to the handler that was there before: submitit's, which
-requeues the job with its original arguments on USR2 (the requeued job resumes from last.ckpt by
-itself: ``auto_resume``); on SIGTERM SLURM requeues the job itself and the process leaves.
+After saving on the signal it hands over. On USR2, to the handler that was there before: submitit's,
+which requeues the job with its original arguments (the requeued job resumes from last.ckpt by
+itself: ``auto_resume``). On SIGTERM inside a SLURM job it waits, idle, for SLURM to end the
+process: SLURM requeues a preempted job (PreemptMode=REQUEUE) or one under ``scontrol requeue`` only
+if it is still running when the grace time ends; one that exits first ends COMPLETED or FAILED and
+never comes back (seen on a real Slurm 22.05: tests/slurm_cluster.py). The wait is bounded by
+``sigterm_linger_s`` for a SIGTERM that no kill follows.
 """
 
 from __future__ import annotations
@@ -49,10 +53,13 @@ class Preemption(Checkpoint):
 
     ``sigterm``: also save on SIGTERM (``null``: when running in a SLURM job, where SIGTERM means
     preemption or requeue with a grace time; elsewhere it is left to Lightning, which stops the fit).
+    ``sigterm_linger_s``: after that save, how long to wait for SLURM's kill before leaving anyway.
     """
 
-    def __init__(self, every_minutes: Optional[float] = 30.0, sigterm: Optional[bool] = None) -> None:
+    def __init__(self, every_minutes: Optional[float] = 30.0, sigterm: Optional[bool] = None,
+                 sigterm_linger_s: float = 600.0) -> None:
         self.every_s = every_minutes * 60.0 if every_minutes else None
+        self.linger_s = float(sigterm_linger_s)
         self.signals = stop_signals(in_slurm_job() if sigterm is None else sigterm)
         self.saves: list[dict[str, Any]] = []
         self._signalled: Optional[signal.Signals] = None
@@ -110,9 +117,16 @@ class Preemption(Checkpoint):
         """What the signal would have done without us: submitit requeues (rank 0) and exits; else exit."""
         self._signalled = None
         previous = self._restore().get(received)
-        if callable(previous):
-            previous(received, None)  # submitit: requeue and exit on rank 0; Lightning: note the SIGTERM
-        # Ranks > 0, SIGTERM, or no launcher: leave too; the ranks cannot go on without rank 0.
+        if received == signal.SIGTERM and in_slurm_job():
+            log.warning("SIGTERM in SLURM job %s: waiting (at most %.0f s) for SLURM to end this process, which "
+                        "requeues the job if it was preempted or requeued", os.environ.get("SLURM_JOB_ID"),
+                        self.linger_s)
+            deadline = time.monotonic() + self.linger_s
+            while time.monotonic() < deadline:
+                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        elif callable(previous):
+            previous(received, None)  # submitit: requeue and exit on rank 0
+        # Ranks > 0, a SIGTERM that no kill followed, or no launcher: leave; the ranks cannot go on without rank 0.
         raise SystemExit(128 + int(received))
 
 
