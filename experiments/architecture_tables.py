@@ -261,7 +261,7 @@ def plot(reports: list[dict], path: Path, key: str) -> None:
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    parser.add_argument("--models", nargs="+", default=None, help="presets of conf/model/ (default: all)")
+    parser.add_argument("--models", nargs="+", default=None, help="UNet presets of conf/model/ (default: all)")
     parser.add_argument("--resolution", nargs=2, type=int, action="append", metavar=("H", "W"),
                         help="input size, repeatable (default: 1024 2048)")
     parser.add_argument("--no-dataset-crop", action="store_true",
@@ -280,7 +280,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     names = args.models or preset_names()
     unknown = [n for n in names if n not in preset_names()]
     if unknown:
-        raise SystemExit(f"unknown model presets {unknown}; conf/model/ has {preset_names()}")
+        raise SystemExit(f"unknown UNet presets {unknown}; conf/model/ has {preset_names()}")
     with tempfile.TemporaryDirectory(prefix="segkd-arch-") as tmp:
         paradigms, crop, teacher_spec = paradigm_terms(Path(tmp))
         specs = {n: model_spec([f"model={n}"], Path(tmp)) for n in names}

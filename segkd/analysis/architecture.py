@@ -40,7 +40,11 @@ from segkd.models import build_net
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
+    """The UNet presets of conf/model/ (the rows below split a UNet; other architectures have no such rows)."""
+    from omegaconf import OmegaConf
+
+    return sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")
+                  if OmegaConf.load(p).get("_target_") == "segkd.models.build_unet")
 
 
 def model_spec(overrides: Sequence[str], workdir: Path) -> dict:

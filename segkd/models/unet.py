@@ -1,4 +1,5 @@
-"""UNets from segmentation-models-pytorch, built by name so a checkpoint can rebuild its own net.
+"""UNets from segmentation-models-pytorch, built by name so a checkpoint can rebuild its own net
+(every other smp architecture: segkd.models.architectures.build_smp).
 
 Every net is ``encoder -> decoder -> segmentation_head``: stable module paths for feature hooks.
 A student is sized by its encoder and decoder channels; nothing here downloads unless the config
@@ -31,6 +32,24 @@ def build_unet(
             f"decoder_channels has {len(decoder_channels)} entries but encoder_depth is {encoder_depth}; "
             "give one decoder width per encoder stage"
         )
+    check_encoder_name(encoder_name)
+    weights_file = encoder_weights if is_weights_file(encoder_weights) else None
+    net = smp.create_model(
+        "Unet",
+        encoder_name=encoder_name,
+        encoder_depth=encoder_depth,
+        encoder_weights=None if weights_file else encoder_weights,
+        decoder_channels=list(decoder_channels),
+        in_channels=in_channels,
+        classes=classes,
+    )
+    if weights_file:
+        load_encoder_weights(net.encoder, weights_file, encoder_name)
+    return net
+
+
+def check_encoder_name(encoder_name: str) -> None:
+    """An smp encoder name, or ``tu-<timm model>``; otherwise one error naming similar ones."""
     valid = smp.encoders.get_encoder_names()
     if encoder_name.startswith("tu-"):
         import timm
@@ -45,19 +64,6 @@ def build_unet(
             f"unknown encoder '{encoder_name}'; similar smp encoders: {near or valid[:12]} "
             "(segmentation_models_pytorch.encoders.get_encoder_names() lists all)"
         )
-    weights_file = encoder_weights if is_weights_file(encoder_weights) else None
-    net = smp.create_model(
-        "Unet",
-        encoder_name=encoder_name,
-        encoder_depth=encoder_depth,
-        encoder_weights=None if weights_file else encoder_weights,
-        decoder_channels=list(decoder_channels),
-        in_channels=in_channels,
-        classes=classes,
-    )
-    if weights_file:
-        load_encoder_weights(net.encoder, weights_file, encoder_name)
-    return net
 
 
 def is_weights_file(encoder_weights: Optional[str]) -> bool:
