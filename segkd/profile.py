@@ -26,7 +26,7 @@ from segkd.analysis.profiling import profile_networks
 from segkd.config import CONF_DIR, command_line, to_plain
 from segkd.inference.checkpoint import network_from, run_dir_of
 from segkd.inference.devices import resolve_device
-from segkd.models import build_net
+from segkd.models import build_net, describe, on_meta, size_divisor
 from segkd.runtime.errors import errors_in_one_line
 
 
@@ -55,6 +55,22 @@ def networks(cfg: DictConfig) -> dict[str, tuple[Callable[[], nn.Module], dict]]
     return nets
 
 
+def input_strides(nets: dict[str, tuple[Callable[[], nn.Module], dict]]) -> dict[str, tuple[int, str]]:
+    """name -> (the input sides' divisor, what the network is), each network built on the meta device."""
+    strides = {}
+    for name, (factory, _) in nets.items():
+        net = on_meta(factory)
+        strides[name] = (size_divisor(net), f"{name}, {describe(net)}")
+    return strides
+
+
+def check_resolution(size, strides: dict[str, tuple[int, str]], key: str) -> tuple[int, int]:
+    """``size`` as ``(height, width)`` when every network takes it (a multiple of each one's stride)."""
+    for stride, what in strides.values():
+        check_input_size(size, stride, what, key)
+    return int(size[0]), int(size[1])
+
+
 def profile(cfg: DictConfig) -> dict:
     """Profile what ``cfg`` names, write the reports into the run dir (and the checkpoint's run), return the report."""
     output_dir = Path(cfg.paths.output_dir)
@@ -62,12 +78,13 @@ def profile(cfg: DictConfig) -> dict:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     device = resolve_device(str(cfg.device))
-    resolutions = [check_input_size(s) for s in cfg.resolutions]
     nets = networks(cfg)
+    strides = input_strides(nets)
+    resolutions = [check_resolution(s, strides, "resolutions") for s in cfg.resolutions]
     console = Console()
     report = profile_networks(
         nets, resolutions, [int(b) for b in cfg.batch_sizes], list(cfg.backends), device,
-        check_input_size(cfg.reference_resolution),
+        check_resolution(cfg.reference_resolution, strides, "reference_resolution"),
         reference=cfg.get("reference_model") if cfg.get("reference_model") in nets else None,
         tolerance=float(cfg.tolerance), warmup=int(cfg.warmup), repeats=int(cfg.repeats), rounds=int(cfg.rounds),
         layer_depth=int(cfg.layer_depth) if cfg.layer_table else None, say=console.print)

@@ -20,7 +20,7 @@ from segkd.callbacks import EpochTimer, GradientBalance
 from segkd.callbacks.preemption import last_checkpoint_path
 from segkd.config import build, to_plain
 from segkd.data.sampling import plan_batches
-from segkd.models import measure_complexity
+from segkd.models import check_input_size, describe, measure_complexity
 from segkd.models.complexity import training_cost
 from segkd.models.checkpoint import auto_resume_hint, check_resumable
 from segkd.runtime.cluster import cluster_plugins
@@ -194,6 +194,14 @@ def build_system(cfg: DictConfig, class_names: Sequence[str]) -> Any:
     return build(cfg.system, net=to_plain(cfg.model), class_names=list(class_names), _recursive_=False)
 
 
+def check_crop(system: Any, crop_size: Sequence[int]) -> None:
+    """The train crop must be an input size every trained network takes (a multiple of its output
+    stride, for the architectures that refuse others): one line now, not smp's error at the first step."""
+    for name, net in system.scored_nets().items():
+        what = describe(net) if name == "net" else f"{describe(net)} (peer '{name}')"
+        check_input_size(net, list(crop_size), "dataset.crop_size", what=what)
+
+
 def check_paradigm_is_read(cfg: DictConfig) -> None:
     """``distill_paradigm=`` on a run whose system does not distil would train a plain student and say
     nothing (and segkd.compare would file it under scratch): refuse it, naming the systems that do."""
@@ -234,6 +242,7 @@ def _train(cfg: DictConfig) -> dict:
 
     datamodule = build(cfg.dataset)
     system = build_system(cfg, datamodule.class_names)
+    check_crop(system, datamodule.crop_size)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     ckpt_path = _auto_resume_path(cfg, callbacks)
     picked = ckpt_path and not cfg.get("ckpt_path")  # auto-resume found it: other advice than for a given path

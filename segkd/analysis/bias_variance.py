@@ -177,13 +177,15 @@ class _Member:
                  class_names: tuple[str, ...], ignore_index: int, device: torch.device) -> None:
         from segkd.inference import SegmentationPredictor
         from segkd.metrics import SegmentationMetrics
+        from segkd.models.architectures import num_classes
         from segkd.models.checkpoint import load_net, read_checkpoint
 
         self.path = path.expanduser().absolute()
         ckpt = read_checkpoint(self.path, MEMBER_HINT, key=f"groups.{group}")
-        network, spec = load_net(self.path, net, ckpt=ckpt)
-        if spec.get("classes") not in (None, len(class_names)):
-            raise ValueError(f"checkpoint {self.path} predicts {spec['classes']} classes but dataset="
+        network, _ = load_net(self.path, net, ckpt=ckpt)
+        classes = num_classes(network)  # from the network itself: a spec need not name it `classes`
+        if classes != len(class_names):
+            raise ValueError(f"checkpoint {self.path} predicts {classes} classes but dataset="
                              f"{dataset} has {len(class_names)}; every member of every group "
                              "must be trained for the data it is decomposed on")
         # Logits at the labels' size; no TTA, which averages probabilities whose logarithm the maths needs.

@@ -59,9 +59,9 @@ def markdown(report: dict) -> str:
     ref = report["reference_model"]
     lines = [f"# Profile on {report['device']} ({report['threads']} threads)", "",
              "## Params and compute (torch.utils.flop_counter; GFLOPs = 2 x GMACs)", "",
-             markdown_table(["model", "encoder", "decoder channels", "params (M)",
+             markdown_table(["model", "architecture", "encoder", "params (M)",
                              *(f"GMACs {k[6:]}" for k in size_keys)],
-                            [[p["model"], p["encoder"], p["decoder_channels"], f"{p['params'] / 1e6:.2f}",
+                            [[p["model"], p["architecture"], p["encoder"], f"{p['params'] / 1e6:.2f}",
                               *(f"{p[k]:.2f}" for k in size_keys)] for p in report["presets"]],
                             "lllr" + "r" * len(size_keys)),
              "", "## Latency (median and p90 per forward pass, after warm-up)", ""]
@@ -102,9 +102,10 @@ def plot(report: dict, path: Path) -> None:
 def print_report(report: dict, console) -> None:
     size_keys = _size_keys(report)
     console.print(console_table("params and compute (GFLOPs = 2 x GMACs)",
-                                ["model", "encoder", "params M", *(f"GMACs {k[6:]}" for k in size_keys)],
-                                [[p["model"], str(p["encoder"]), f"{p['params'] / 1e6:.2f}",
-                                  *(f"{p[k]:.2f}" for k in size_keys)] for p in report["presets"]], left=2))
+                                ["model", "architecture", "encoder", "params M",
+                                 *(f"GMACs {k[6:]}" for k in size_keys)],
+                                [[p["model"], str(p["architecture"]), str(p["encoder"]), f"{p['params'] / 1e6:.2f}",
+                                  *(f"{p[k]:.2f}" for k in size_keys)] for p in report["presets"]], left=3))
     rows = [[r["model"], r["backend"], f"{r['batch']}x{r['height']}x{r['width']}", f"{r['median_ms']:.1f}",
              f"{r['p90_ms']:.1f}", f"{r['images_per_s']:.2f}", number(_ratio(report, r)["vs_reference"], ".3f")]
             for r in report["latency"]]

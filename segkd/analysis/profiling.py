@@ -34,10 +34,11 @@ BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
 def complexity_at(net_factory: Callable[[], nn.Module], size: Sequence[int]) -> dict:
     """Params, GMACs and GFLOPs (torch's counter: 2 FLOPs per multiply-add) of one 1x3xHxW pass,
     counted on the meta device: shapes only, so a 1024x2048 count of a large teacher costs nothing."""
-    with torch.device("meta"):
-        net = net_factory().eval()
-        with FlopCounterMode(display=False) as counter:
-            net(torch.zeros(1, 3, *size))
+    from segkd.models.architectures import on_meta
+
+    net = on_meta(net_factory).eval()
+    with torch.device("meta"), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, 3, *size))
     flops = counter.get_total_flops()
     return {"params": sum(p.numel() for p in net.parameters()), "gmacs": flops / 2e9, "gflops": flops / 1e9}
 
@@ -235,9 +236,13 @@ def profile_networks(nets: dict[str, tuple[Callable[[], nn.Module], dict]], reso
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ValueError(f"unknown backends {unknown}; choose from {list(BACKENDS)}")
+    from segkd.models.architectures import architecture_name, encoder_name, on_meta
+
     presets = []
     for name, (_, spec) in nets.items():
-        row = {"model": name, "encoder": spec.get("encoder_name"), "decoder_channels": spec.get("decoder_channels")}
+        built = on_meta(lambda: build_net(spec))  # what the network is, from the network (any architecture)
+        row = {"model": name, "architecture": architecture_name(built),
+               "encoder": encoder_name(built) or spec.get("encoder_name")}
         for size in [reference_resolution, *resolutions]:
             cx = complexity_at(lambda: build_net(spec), size)  # from the spec: counted on the meta device
             row.update(params=cx["params"], **{f"gmacs@{size[0]}x{size[1]}": cx["gmacs"],

@@ -18,8 +18,8 @@ from segkd.visual.panels import knowledge_panels, layer_columns, layer_panels, p
 class LayerImages(Callback):
     """Every ``every_n_epochs`` (and after the last epoch), on the first ``num_images`` val images:
 
-    - per layer in ``layers`` (module paths as the distillation paradigms name them, e.g. ``encoder#3``,
-      ``decoder.blocks.2``): channel mean and PCA-to-RGB of teacher and student, and the |difference|
+    - per layer in ``layers`` (feature refs as the distillation paradigms name them, e.g. ``encoder#3``,
+      ``decoder`` (segkd.models.roles), or a UNet's ``decoder.blocks.2``): channel mean and PCA-to-RGB of teacher and student, and the |difference|
       of their means (segkd.visual.panels);
     - input | ground truth | teacher | student predictions in the Cityscapes palette;
     - with a teacher: its entropy, off-argmax mass and its agreement with the student.
@@ -50,6 +50,19 @@ class LayerImages(Callback):
         self.written: list[Path] = []
         #: Seconds each drawing took (networks, pictures, files, loggers): what the callback costs.
         self.draw_seconds: list[float] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Layers a network does not have are one line before training, not an error at the first drawing."""
+        from segkd.models.roles import feature_problem, missing_feature
+
+        nets = {"student": pl_module.net}
+        if getattr(pl_module, "teacher", None) is not None:
+            nets["teacher"] = unwrapped(pl_module.teacher)
+        for role, net in nets.items():
+            for ref in self.teacher_layers if role != "student" and self.teacher_layers else self.layers:
+                if missing_feature(net, ref):
+                    why = feature_problem(net, ref, role, nets) or f"the {role} has {missing_feature(net, ref)}"
+                    raise ValueError(f"callbacks.layer_images.layers: {why}")
 
     def _due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch + 1

@@ -65,6 +65,14 @@ class SegmentationDataModule(L.LightningDataModule):
     of that data was trained with. Keeping them under ``dataset.`` keeps ``dataset=<name>`` the one
     switch that brings them along, every override (``dataset.logit_cache.stride=2``) and every
     recorded run config (whose recipe identity includes them) as they were.
+
+    **Input divisor.** Val images (and a teacher cache's plain train images) are padded at the bottom
+    and right to a multiple of what the networks take: the output stride of their encoder (32 for
+    a UNet, 16 for DeepLabV3+). The data layer knows no network, so the number comes from outside:
+    ``size_divisor`` when given, else the ``size_divisor`` of the LightningModule being fitted (every
+    segkd system states the one all its networks take, segkd.systems.base), else 32. Asking the
+    module being fitted, when the datasets are built in ``setup``, serves every way a fit starts
+    (``segkd.train``, a benchmark, a test) without each caller having to remember to pass it.
     """
 
     #: A crop is refused when, even at the largest scale, less than this share of it can be image
@@ -96,8 +104,11 @@ class SegmentationDataModule(L.LightningDataModule):
         logit_cache: Optional[dict] = None,
         teacher_scale_range: Optional[Sequence[float]] = None,
         verify: bool = False,
+        size_divisor: Optional[int] = None,
     ) -> None:
         super().__init__()
+        #: What images are padded to; None: the fitted module's (see "Input divisor" above), else 32.
+        self.size_divisor = size_divisor
         #: Read every file of both splits once before training and list every unreadable one (a corrupt
         #: label is otherwise found when first read, mid-epoch, one file at a time).
         self.verify = bool(verify)
@@ -154,7 +165,7 @@ class SegmentationDataModule(L.LightningDataModule):
             self._check_train_batches(self.train_set)
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self.dataset(
-                split=self.val_split, transform=eval_transform(self.val_size, self.mean, self.std)
+                split=self.val_split, transform=eval_transform(self.val_size, self.mean, self.std, self.input_divisor())
             )
             self._check_classes(self.val_set)
             self._check_val_batches(self.val_set)
@@ -163,14 +174,24 @@ class SegmentationDataModule(L.LightningDataModule):
                     if dataset is not None:
                         verify_files(dataset)
 
+    def input_divisor(self) -> int:
+        """What images are padded to: ``size_divisor``, else the fitted module's, else 32 (class docstring)."""
+        if self.size_divisor is not None:
+            return int(self.size_divisor)
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        stated = getattr(module, "size_divisor", None)
+        return int(stated) if isinstance(stated, int) and stated > 0 else SIZE_DIVISOR
+
     def _check_val_batches(self, dataset: SegmentationFolder) -> None:
-        """Val batches stack whole images (padded to /32): a split of several sizes cannot be batched by
-        more than one, which torch would report mid-validation as "stack expects each tensor to be equal
-        size". Said up front, with the two settings that fix it."""
+        """Val batches stack whole images (padded to the input divisor): a split of several sizes cannot be
+        batched by more than one, which torch would report mid-validation as "stack expects each tensor
+        to be equal size". Said up front, with the two settings that fix it."""
         if self.val_batch_size == 1 or self.val_size is not None:
             return
-        def padded(size):  # noqa: E306
-            return tuple(-(-s // SIZE_DIVISOR) * SIZE_DIVISOR for s in size)
+        divisor = self.input_divisor()
+
+        def padded(size):
+            return tuple(-(-s // divisor) * divisor for s in size)
 
         sizes: dict[tuple[int, int], int] = {}
         for i in range(len(dataset)):
@@ -180,14 +201,16 @@ class SegmentationDataModule(L.LightningDataModule):
                 (a, ia), (b, ib) = list(sizes.items())[:2]
                 raise DatasetError(
                     f"the {dataset.split} split holds images of more than one size ({dataset.samples[ia][0].name} "
-                    f"is {a[0]}x{a[1]} padded to /32, {dataset.samples[ib][0].name} {b[0]}x{b[1]}), and val batches "
+                    f"is {a[0]}x{a[1]} padded to /{divisor}, {dataset.samples[ib][0].name} {b[0]}x{b[1]}), and val batches "
                     f"stack images of one size: set dataset.val_batch_size=1, or dataset.val_size=[H,W] to resize "
                     f"every val image"
                 )
 
-    def plain_train_set(self) -> SegmentationFolder:
-        """The train split without augmentation (normalised, padded to /32): what a teacher cache is built from."""
-        return self.dataset(split=self.train_split, transform=eval_transform(None, self.mean, self.std))
+    def plain_train_set(self, size_divisor: Optional[int] = None) -> SegmentationFolder:
+        """The train split without augmentation, normalised and padded to a multiple of ``size_divisor``
+        (the network that reads it: a teacher cache is built from it; None: :meth:`input_divisor`)."""
+        divisor = int(size_divisor) if size_divisor is not None else self.input_divisor()
+        return self.dataset(split=self.train_split, transform=eval_transform(None, self.mean, self.std, divisor))
 
     @property
     def normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -13,7 +13,9 @@ from segkd.data.labels import IGNORE_INDEX
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: smp's UNet halves the resolution five times; evaluation inputs are padded to a multiple of this.
+#: Evaluation inputs are padded to a multiple of the network's output stride (segkd.models.size_divisor:
+#: 32 for a 5-stage encoder, 16 for DeepLabV3+); the data layer knows no network, so whoever builds
+#: a pipeline passes it in, and this is the default when nobody does.
 SIZE_DIVISOR = 32
 
 
@@ -95,8 +97,10 @@ def eval_transform(
     size: Optional[Sequence[int]] = None,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    size_divisor: int = SIZE_DIVISOR,
 ) -> A.Compose:
-    """Optional resize, then pad bottom/right to a multiple of 32 with ignored labels, so scores are unchanged."""
+    """Optional resize, then pad bottom/right to a multiple of ``size_divisor`` (the network's output
+    stride) with ignored labels, so scores are unchanged."""
     steps = []
     if size is not None:
         steps.append(A.Resize(*size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST))
@@ -104,8 +108,8 @@ def eval_transform(
         A.PadIfNeeded(
             min_height=None,
             min_width=None,
-            pad_height_divisor=SIZE_DIVISOR,
-            pad_width_divisor=SIZE_DIVISOR,
+            pad_height_divisor=size_divisor,
+            pad_width_divisor=size_divisor,
             position="top_left",
             border_mode=cv2.BORDER_CONSTANT,
             fill=0,

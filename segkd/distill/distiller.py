@@ -6,9 +6,22 @@ A term is ``{loss: {_target_...}, weight: w, inputs: {arg: source}, connector: b
 learns) and ``teacher`` (the one that teaches in this term): offline KD fills it with the frozen
 checkpoint, mutual learning with each other network of the run in turn, so one paradigm YAML
 serves both systems. Only the student's tensors carry gradient; the teacher's are detached.
-``peer:`` is read as ``teacher:`` (the spelling of mutual-learning terms before they were paradigms). Everything is checked when the system is built: each
-loss's ``forward`` signature against its inputs, each role and module path against the nets, and
-each tensor shape (by one probe forward pass) so connectors get the right channel counts.
+``peer:`` is read as ``teacher:`` (the spelling of mutual-learning terms before they were paradigms).
+
+Teacher and student may be different architectures (segkd.models.roles): feature references by
+role (``encoder#k``, ``decoder``, ``logits``) exist in every smp network, and where the two
+tensors of a term differ, it is reconciled so: a **connector** maps the student's channels onto the
+teacher's (1x1 conv + BN) and resizes its map to the teacher's grid (bilinear); **logits** are
+compared at the label map's resolution: a network whose logits come out at another size has them
+resized to it (bilinear; every smp architecture already answers at its input's size, so for them
+nothing changes).
+
+Everything is checked when the system is built: each loss's ``forward`` signature against its
+inputs, each role and feature reference against the nets (a place the network's architecture lacks
+is one line naming the term, the network and the role references it has instead), the probe size
+against each network's input divisor, each tensor shape (by one probe forward pass) so connectors
+get the right channel counts, and each term once on the probe's tensors, so a term that cannot
+compare them (two maps of different shapes without a connector) fails then, not at the first step.
 """
 
 from __future__ import annotations
@@ -23,7 +36,9 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from segkd.distill.features import FeatureRecorder
+from segkd.models.architectures import check_input_size, describe
 from segkd.models.complexity import blank_input, count_gmacs, evaluating
+from segkd.models.roles import feature_problem
 
 ROLES = ("student", "teacher")
 #: Older spellings of a role, read as the role itself.
@@ -126,7 +141,10 @@ class Distiller(nn.Module):
         nets: Mapping[str, nn.Module],
         probe_size: Sequence[int] = (64, 64),
         in_channels: int = 3,
+        size_key: str = "probe_size",
     ) -> None:
+        """``probe_size`` is the input size of the probe pass (a system's train crop; ``size_key`` names
+        the setting it came from in errors)."""
         super().__init__()
         if "student" not in nets:
             raise ValueError(f"a Distiller needs a 'student' network, got roles {list(nets)}")
@@ -147,9 +165,15 @@ class Distiller(nn.Module):
             for source in inputs.values():
                 role, ref = parse_source(source, self.roles)
                 if role != "target" and ref != "logits":
+                    problem = feature_problem(nets[role], ref, role, dict(nets))
+                    if problem:
+                        raise ValueError(f"distillation term '{name}': {problem}")
                     refs[role].append(ref)
+        for role, net in nets.items():
+            check_input_size(net, list(probe_size), size_key, what=f"the {role} {describe(net)}")
         self.recorders = {role: FeatureRecorder(net, refs[role], role) for role, net in nets.items()}
-        shapes = self._probe(nets, probe_size, in_channels)
+        tensors = self._probe(nets, probe_size, in_channels)
+        shapes = {source: tuple(t.shape) for source, t in tensors.items()}
         for name, term in terms.items():
             if term.get("connector", False):
                 # A connector maps the loss's `student` argument onto the shape of its `teacher` argument
@@ -157,23 +181,42 @@ class Distiller(nn.Module):
                 student, teacher = self.inputs[name].get("student"), self.inputs[name].get("teacher")
                 if student is None or teacher is None:
                     raise ValueError(f"distillation term '{name}' has a connector but no student and teacher inputs")
+                student, teacher = (":".join(parse_source(s, self.roles)) for s in (student, teacher))
                 self.connectors[name] = Connector(shapes[student][1], shapes[teacher][1])
+        self._check_terms(tensors, probe_size)
 
-    def _probe(self, nets: Mapping[str, nn.Module], size: Sequence[int], in_channels: int) -> dict:
-        """One forward pass of each net on a blank image, to learn every tensor's shape now, not at step 1."""
+    def _probe(self, nets: Mapping[str, nn.Module], size: Sequence[int], in_channels: int) -> dict[str, Tensor]:
+        """One forward pass of each net on a blank image, to learn every tensor's shape now, not at step 1:
+        ``<role>:logits`` and ``<role>:<ref>`` -> the tensor."""
         x = torch.zeros(2, in_channels, *size)
-        shapes = {}
+        tensors = {}
         for role, net in nets.items():
             was_training = net.training
             net.eval()
             try:
                 with torch.no_grad(), self.recorders[role].record() as rec:
-                    logits = net(x.to(next(net.parameters()).device))
-                    shapes[f"{role}:logits"] = tuple(logits.shape)
-                    shapes.update({f"{role}:{ref}": tuple(t.shape) for ref, t in rec.features().items()})
+                    tensors[f"{role}:logits"] = net(x.to(next(net.parameters()).device))
+                    tensors.update({f"{role}:{ref}": t for ref, t in rec.features().items()})
             finally:
                 net.train(was_training)
-        return shapes
+        return tensors
+
+    def _check_terms(self, tensors: Mapping[str, Tensor], size: Sequence[int]) -> None:
+        """Every term once on the probe's tensors (connectors in eval mode: no statistics move), so that
+        a term that cannot compare what it reads fails when the system is built, naming itself."""
+        student = tensors["student:logits"]
+        target = torch.zeros(student.shape[0], *size, dtype=torch.long, device=student.device)
+        logits = {role: tensors[f"{role}:logits"] for role in self.roles}
+        with torch.no_grad(), evaluating(*self.connectors.values()):
+            for name in self.losses:
+                try:
+                    self._term(name, lambda source: target if source == "target" else
+                               self._aligned(tensors[":".join(parse_source(source, self.roles))], source, logits,
+                                             target))
+                except (ValueError, RuntimeError) as err:
+                    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                    raise ValueError(f"distillation term '{name}' cannot compare the tensors it reads "
+                                     f"({', '.join(self.inputs[name].values())}): {first}") from None
 
     def terms_reading_features(self, role: str) -> list[str]:
         """Terms that need ``role``'s intermediate features (not just its logits)."""
@@ -197,21 +240,33 @@ class Distiller(nn.Module):
         if role == "target":
             return target
         tensor = logits[role] if ref == "logits" else self.recorders[role].get(ref)
+        return self._aligned(tensor, source, logits, target)
+
+    def _aligned(self, tensor: Tensor, source: str, logits: Mapping[str, Tensor], target: Optional[Tensor]) -> Tensor:
+        """A role's tensor as a term reads it: detached unless it is the student's; logits at the label
+        map's resolution (the student's logits' without labels), resized bilinearly when a network
+        answers at another size."""
+        role, ref = parse_source(source, self.roles)
+        if ref == "logits":
+            size = tuple(target.shape[-2:]) if target is not None else tuple(logits["student"].shape[-2:])
+            if tuple(tensor.shape[-2:]) != size:
+                tensor = F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)
         return tensor if role == "student" else tensor.detach()
+
+    def _term(self, name: str, tensor_of) -> Tensor:
+        """Term ``name``'s raw value, ``tensor_of(source)`` giving each of its inputs."""
+        args = {arg: tensor_of(src) for arg, src in self.inputs[name].items()}
+        if name in self.connectors:
+            args["student"] = self.connectors[name](args["student"], args["teacher"].shape[-2:])
+        # In full precision even under bf16/fp16 autocast: a tempered softmax over 19 classes, or a
+        # KL between nearly equal distributions, keeps few of its digits in 8 mantissa bits.
+        args = {k: v.float() if torch.is_floating_point(v) else v for k, v in args.items()}
+        with torch.autocast(device_type=next(iter(args.values())).device.type, enabled=False):
+            return self.losses[name](**args)
 
     def forward(self, logits: Mapping[str, Tensor], target: Optional[Tensor] = None) -> dict[str, Tensor]:
         """Raw value of every term, from each role's logits (``{"student": ..., "teacher": ...}``) and the labels."""
-        values = {}
-        for name, loss in self.losses.items():
-            args = {arg: self._tensor(src, logits, target) for arg, src in self.inputs[name].items()}
-            if name in self.connectors:
-                args["student"] = self.connectors[name](args["student"], args["teacher"].shape[-2:])
-            # In full precision even under bf16/fp16 autocast: a tempered softmax over 19 classes, or a
-            # KL between nearly equal distributions, keeps few of its digits in 8 mantissa bits.
-            args = {k: v.float() if torch.is_floating_point(v) else v for k, v in args.items()}
-            with torch.autocast(device_type=next(iter(args.values())).device.type, enabled=False):
-                values[name] = loss(**args)
-        return values
+        return {name: self._term(name, lambda source: self._tensor(source, logits, target)) for name in self.losses}
 
     def terms_gmacs(self, nets: Mapping[str, nn.Module], input_size: Sequence[int]) -> float:
         """Forward GMACs per sample of the terms themselves (connectors, and losses that multiply

@@ -2,8 +2,10 @@
 
 A feature reference is ``"<module path>"`` (e.g. ``decoder.blocks.2``) or ``"<module path>#<k>"`` for
 the k-th element of a module that returns a list; smp encoders return all their stage outputs from
-``encoder``, so ``encoder#3`` is the third downsampling stage of any encoder family; ``<path>@<n>``
-picks the n-th call of a module that runs more than once per pass. The networks' code is never
+``encoder``, so ``encoder#3`` is the third downsampling stage of any encoder family, and ``decoder`` the
+decoder's output in any smp architecture (the references that mean the same place in every
+architecture, and what a network lacks for one: segkd.models.roles); ``<path>@<n>`` picks the n-th
+call of a module that runs more than once per pass. The networks' code is never
 edited: a recorder holds the hooks, and forgets its tensors at every ``record()``.
 """
 
@@ -15,15 +17,9 @@ from typing import Iterator, Sequence
 
 from torch import Tensor, nn
 
+from segkd.models.roles import parse_ref
 
-def parse_ref(ref: str) -> tuple[str, int | None, int | None]:
-    """``path[@call][#k]`` -> (path, call or None, k or None)."""
-    head, _, index = ref.partition("#")
-    path, _, call = head.partition("@")
-    try:
-        return path, (int(call) if call else None), (int(index) if index else None)
-    except ValueError:
-        raise ValueError(f"bad feature reference '{ref}'; use '<module path>[@<call>][#<index>]'") from None
+__all__ = ["FeatureRecorder", "parse_ref", "resolve_module"]
 
 
 def resolve_module(net: nn.Module, path: str, owner: str = "net") -> nn.Module:

@@ -13,8 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from segkd.data.transforms import SIZE_DIVISOR
 from segkd.functional.resize import at_scale, padded_logits
+from segkd.models.architectures import size_divisor
 from segkd.models.checkpoint import MAIN_NET, load_net, net_specs, read_checkpoint, spec_mismatch
 
 HOW_TO_TRAIN = (
@@ -102,7 +102,9 @@ class RescaledTeacher(nn.Module):
             raise ValueError(f"system.teacher.input_scale={scale} must be a positive factor, e.g. 1.0 or 0.5")
         self.scale = float(scale)
         self.net = net  # module paths (hooks) are relative to it
+        #: The rescaled view is padded to the network's own divisor (its output stride).
+        self.size_divisor = size_divisor(net)
         self.train(net.training)  # a frozen teacher comes in eval mode and stays so
 
     def forward(self, images: Tensor) -> Tensor:
-        return at_scale(lambda view: padded_logits(self.net, view, SIZE_DIVISOR), images, self.scale)
+        return at_scale(lambda view: padded_logits(self.net, view, self.size_divisor), images, self.scale)

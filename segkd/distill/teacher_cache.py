@@ -67,7 +67,8 @@ class CacheableSplit(Protocol):
     is one; ``SegmentationDataModule.plain_train_set()`` gives the train split's, unaugmented):
 
     * ``len(split)`` and ``split[i]``: a dict with ``index`` and ``image``, normalised and padded
-      bottom/right to a multiple of 32 (what the teacher reads, batched by a DataLoader);
+      bottom/right to a multiple of the teacher's input divisor (``plain_train_set(size_divisor)``,
+      segkd.models.size_divisor: what the teacher reads, batched by a DataLoader);
     * ``manifest()``: the split's name, dataset class and files (which key the cache);
     * ``image_size(i)``: sample ``i``'s size before padding (what the cache stores).
     """
@@ -316,8 +317,8 @@ def cache_key(meta: Mapping[str, Any]) -> str:
 @torch.no_grad()
 def build_cache(teacher: nn.Module, dataset: CacheableSplit, path: str | Path, meta: Mapping[str, Any],
                 batch_size: int = 8, num_workers: int = 0, device: torch.device | str = "cpu") -> TeacherLogitCache:
-    """Run ``teacher`` over ``dataset`` (untransformed images, normalised and padded to /32 by its
-    eval transform) and write the cache atomically to ``path``."""
+    """Run ``teacher`` over ``dataset`` (untransformed images, normalised and padded to the teacher's
+    divisor by its eval transform) and write the cache atomically to ``path``."""
     from rich.progress import Progress
 
     path = Path(path)

@@ -16,6 +16,7 @@ from segkd.inference.data import EvaluationSet
 from segkd.inference.evaluator import Evaluator
 from segkd.inference.predictor import SegmentationPredictor
 from segkd.inference.writers import BenchmarkWriter, OverlayWriter, prediction_format
+from segkd.models.architectures import num_classes
 from segkd.runtime.processes import ddp_job_scope, save_job_config
 
 
@@ -31,8 +32,9 @@ def evaluate_split(net: nn.Module, spec: dict, ckpt_path: Path, net_name: str, d
     process is the one that reports (rank 0)."""
     datamodule.prepare_data()  # SynthStreets is written on first use, as for training
     folder = datamodule.dataset(split=split, transform=None, with_labels=with_labels)
-    if spec.get("classes") not in (None, folder.num_classes):
-        raise ValueError(f"checkpoint {ckpt_path} ('{net_name}') predicts {spec['classes']} classes but "
+    classes = num_classes(net)  # from the network itself: a spec need not name it `classes`
+    if classes != folder.num_classes:
+        raise ValueError(f"checkpoint {ckpt_path} ('{net_name}') predicts {classes} classes but "
                          f"dataset={dataset_name or folder.dataset_name} has {folder.num_classes}; evaluate it on "
                          "the data it was trained for")
 

@@ -15,8 +15,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from segkd.data.transforms import SIZE_DIVISOR
 from segkd.functional.resize import at_scale, padded_logits
+from segkd.models.architectures import size_divisor as divisor_of
 
 MODES = ("whole", "slide")
 
@@ -24,8 +24,9 @@ MODES = ("whole", "slide")
 class SegmentationPredictor(nn.Module):
     """``forward(images)`` -> class probabilities (N, C, H, W) at the input's own size; argmax is the prediction.
 
-    - ``mode="whole"``: the image in one pass, padded at the bottom and right to a multiple of 32 (as
-      smp's UNet needs; padding is 0 in normalised space, the mean colour) and cropped back.
+    - ``mode="whole"``: the image in one pass, padded at the bottom and right to a multiple of the
+      network's output stride (``size_divisor``, by default segkd.models.size_divisor of ``net``: 32
+      for a UNet, 16 for DeepLabV3+; padding is 0 in normalised space, the mean colour) and cropped back.
     - ``mode="slide"``: windows of ``window`` pixels every ``stride`` pixels, the last row and
       column shifted to end at the border (as mmsegmentation's slide inference); logits of
       overlapping windows are averaged. An image smaller than the window is one window, the same
@@ -45,7 +46,7 @@ class SegmentationPredictor(nn.Module):
         stride: Optional[Sequence[int]] = None,
         flip: bool = False,
         scales: Sequence[float] = (1.0,),
-        size_divisor: int = SIZE_DIVISOR,
+        size_divisor: Optional[int] = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -62,7 +63,7 @@ class SegmentationPredictor(nn.Module):
         self.scales = tuple(float(s) for s in scales)
         if not self.scales or any(not math.isfinite(s) or s <= 0 for s in self.scales):
             raise ValueError(f"tta.scales={list(scales)} must be positive factors, e.g. [1.0] or [0.75, 1.0, 1.25]")
-        self.size_divisor = size_divisor
+        self.size_divisor = int(size_divisor) if size_divisor is not None else divisor_of(net)
 
     def describe(self) -> dict:
         """The policy as plain values, for metrics.json (window and stride only where they apply)."""

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from segkd.config import plain_hparams, to_plain
 from segkd.losses.class_weights import class_weights
 from segkd.metrics import NetScores
-from segkd.models import build_net, measure_complexity
+from segkd.models import build_net, common_divisor, measure_complexity
 from segkd.models.checkpoint import MAIN_NET
 from segkd.systems.optim import check_optimizer, optimizer_and_schedule
 
@@ -69,6 +69,12 @@ class SystemBase(L.LightningModule):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
+
+    @property
+    def size_divisor(self) -> int:
+        """What every network this system runs takes as input sides (the least common multiple of their
+        output strides, segkd.models.size_divisor): the data module pads val images to it."""
+        return common_divisor(list(self.scored_nets().values()))
 
     def setup(self, stage: str) -> None:
         scheme = getattr(self.criterion, "class_weighting", "none")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Sequence
 
@@ -14,7 +15,7 @@ from segkd.distill.distiller import Distiller
 from segkd.distill.teacher import RescaledTeacher, load_teacher, return_freed_memory
 from segkd.distill.teacher_cache import open_or_build
 from segkd.metrics import NetScores
-from segkd.models import measure_complexity
+from segkd.models import measure_complexity, size_divisor
 from segkd.models.checkpoint import MAIN_NET
 from segkd.systems.base import SystemBase
 from segkd.systems.optim import batches_seen
@@ -94,7 +95,10 @@ class DistillationSystem(SystemBase):
         #: log of the teacher's training class weights, subtracted from its logits (None: no correction).
         self.register_buffer("teacher_log_prior", log_prior, persistent=False)
         self.teacher_checkpoint = teacher.get("checkpoint")
-        self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size)
+        self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size,
+                                   size_key="dataset.crop_size")
+        #: What the teacher's inputs are padded to (it may be let go for its cache; its divisor stays).
+        self.teacher_size_divisor = size_divisor(teacher_net)
         self.teacher_input_scale = _input_scale(teacher.get("input_scale"))
         if self.teacher_input_scale != 1.0:
             feature_terms = self.distiller.terms_reading_features("teacher")
@@ -117,6 +121,11 @@ class DistillationSystem(SystemBase):
         self.schedule = instantiate(schedule)
         self.teacher_scores_of = NetScores(class_names, ignore_index)
         self.teacher_scores: Optional[dict] = None
+
+    @property
+    def size_divisor(self) -> int:
+        """Val images are read by the student and the teacher alike: a multiple of both divisors."""
+        return math.lcm(super().size_divisor, self.teacher_size_divisor)
 
     def _load_teacher(self):
         spec = self.teacher_spec
@@ -193,7 +202,7 @@ class DistillationSystem(SystemBase):
         datamodule, strategy = self.trainer.datamodule, self.trainer.strategy
         options = self.cache_options
         kwargs = dict(
-            teacher_checkpoint=self.teacher_checkpoint, dataset=datamodule.plain_train_set(),
+            teacher_checkpoint=self.teacher_checkpoint, dataset=datamodule.plain_train_set(self.teacher_size_divisor),
             normalisation=datamodule.normalisation,
             num_classes=len(self.hparams.class_names), cache_dir=options["dir"], path=options.get("path"),
             stride=int(options.get("stride") or 1), top_k=options.get("top_k"), flip=bool(options.get("flip", True)),

@@ -76,7 +76,8 @@ class MutualLearningSystem(SystemBase):
         nets = self.scored_nets()
         terms = distill.get("terms") or {}
         self.distillers = nn.ModuleDict({
-            pair(i, j): Distiller(terms, {"student": nets[i], "teacher": nets[j]}, list(probe_size))
+            pair(i, j): Distiller(terms, {"student": nets[i], "teacher": nets[j]}, list(probe_size),
+                                  size_key="dataset.crop_size")
             for i in nets for j in nets if i != j
         })
         self.schedule = instantiate(schedule)
