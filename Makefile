@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml
 run: install  ## train the default student on the embedded SynthStreets data
 	$(PY) -m segkd.run $(ARGS)
 
+# The Slurm tests (tests/test_slurm*.py: a real one-node Slurm) mostly wait on the scheduler, grace times
+# and requeues, so they run beside the rest, in a second pytest, and print their report after it.
+# Exit status 5 is pytest's "no test selected" (ARGS naming files of one kind only).
 test: install  ## run the whole test suite
-	$(PY) -m pytest $(ARGS)
+	@$(PY) -m pytest -m slurm $(ARGS) > .pytest-slurm.log 2>&1 & slurm=$$!; \
+	$(PY) -m pytest -m "not slurm" $(ARGS); rest=$$?; \
+	wait $$slurm; slurm=$$?; echo "======== the Slurm tests (run beside the rest) ========"; cat .pytest-slurm.log; \
+	[ $$rest -eq 0 -o $$rest -eq 5 ] && [ $$slurm -eq 0 -o $$slurm -eq 5 ] && [ $$rest -eq 0 -o $$slurm -eq 0 ]
 
 docs-figures: install  ## every figure and table of docs/ (ARCHITECTURE, DATASETS, METHODS), remade here
 	bash experiments/docs_figures.sh

@@ -63,14 +63,13 @@ class SignalAt(Callback):
 
 
 class PauseAt(Callback):
-    """Holds the run inside the step after optimizer step ``step`` (as the next batch starts) until the
-    file ``go`` exists or ``seconds`` pass, once per run dir (``marker``, written when the pause begins,
-    tells a test the job is there): a window in which a test stops the job from outside, with scancel,
-    a time limit, a preemption or a requeue, at a moment when a step is under way."""
+    """Holds the run inside the step after optimizer step ``step`` (as the next batch starts) until a stop
+    signal has reached segkd's Preemption callback or ``seconds`` pass, once per run dir (``marker``,
+    written when the pause begins, tells a test the job is there): a window in which a test stops the
+    job from outside (scancel, a time limit, a preemption, a requeue) while a step is under way."""
 
-    def __init__(self, step: int, marker: str, go: str = "", seconds: float = 120.0) -> None:
+    def __init__(self, step: int, marker: str, seconds: float = 120.0) -> None:
         self.step, self.marker, self.seconds = step, Path(marker), seconds
-        self.go = Path(go) if go else None
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.global_step != self.step or self.marker.exists():
@@ -78,5 +77,5 @@ class PauseAt(Callback):
         if trainer.global_rank == 0:
             self.marker.write_text(str(self.step))
         deadline = time.monotonic() + self.seconds
-        while time.monotonic() < deadline and not (self.go is not None and self.go.exists()):
+        while time.monotonic() < deadline and not any(getattr(cb, "_signalled", None) for cb in trainer.callbacks):
             time.sleep(0.1)

@@ -39,7 +39,7 @@ OWN_PARAMS = {"progress_minutes": 5.0, "poll_s": 10.0}
 
 #: submitit / SLURM states by what they mean for the count a user reads.
 RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT"}
-WAITING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED", "UNKNOWN", "READY"}
+WAITING = {"PENDING", "PREEMPTED", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED", "UNKNOWN", "READY"}
 
 
 class _SegkdLauncher:
