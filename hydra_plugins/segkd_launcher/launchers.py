@@ -101,6 +101,7 @@ class _SegkdLauncher:
     def wait(self, jobs: Sequence[Any]) -> None:
         start = last_time = time.monotonic()
         last_line = None
+        jobs = [_Settled(job) for job in jobs]
         while True:
             line, finished = progress_line(jobs)
             now = time.monotonic()
@@ -110,6 +111,32 @@ class _SegkdLauncher:
             if finished:
                 return
             time.sleep(self.poll_s)
+
+
+class _Settled:
+    """A job that counts as ended once it wrote its result, or once SLURM has called it ended for
+    ``settle_s``: right after a requeue, sacct briefly reports the stopped attempt's FAILED or
+    CANCELLED before the job is PENDING again, and a launcher that believed it would collect a
+    result that never came (submitit's UncompletedJobError) while the job runs on."""
+
+    settle_s = 20.0
+
+    def __init__(self, job: Any) -> None:
+        self.job, self._ended_since = job, None
+
+    @property
+    def state(self) -> str:
+        return self.job.state
+
+    def done(self) -> bool:
+        if self.job.paths.result_pickle.exists():
+            return True
+        if not self.job.done(force_check=self._ended_since is not None):
+            self._ended_since = None
+            return False
+        now = time.monotonic()
+        self._ended_since = self._ended_since or now
+        return now - self._ended_since >= self.settle_s
 
 
 def progress_line(jobs: Sequence[Any]) -> tuple[str, bool]:
