@@ -242,36 +242,7 @@ def _callback_classes() -> dict[str, type]:
         def losses_finite(self) -> bool:
             return self._nonfinite is not None and not bool(self._nonfinite.item())
 
-    class StepClock(Callback):
-        """Wall time of each training iteration, end of one batch to the end of the next, after the
-        device finished it; the peak memory allocated on the GPU while training (reset when training
-        starts, after setup)."""
-
-        def __init__(self, batches: int, cuda: bool) -> None:
-            self.times: list[float] = []
-            self.batches, self.stop_after, self.cuda = 0, batches, cuda
-            self._last: Optional[float] = None
-            self.peak_mb: Optional[float] = None
-
-        def on_train_start(self, trainer, pl_module) -> None:
-            if self.cuda:
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            if self.cuda:
-                torch.cuda.synchronize()
-            now = time.perf_counter()
-            self.batches += 1
-            if self.batches > WARMUP and self._last is not None:
-                self.times.append(now - self._last)
-            self._last = now
-            trainer.should_stop = self.batches >= self.stop_after
-
-        def on_train_end(self, trainer, pl_module) -> None:
-            if self.cuda:
-                torch.cuda.synchronize()
-                self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    from step_time import StepClock  # this script's own folder is sys.path[0]
 
     _CLASSES.update(GPUProbe=GPUProbe, StepClock=StepClock)
     return _CLASSES

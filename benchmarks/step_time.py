@@ -49,15 +49,26 @@ WARMUP = 3
 class StepClock(Callback):
     """Wall time of each training iteration, end of one batch to the end of the next: fetching the
     batch (with the teacher-logit cache: reading and warping its logits), forward, loss, backward
-    and optimizer step(s), as a user waits for them."""
+    and optimizer step(s), as a user waits for them. With ``cuda``, after the device finished it, and
+    the peak memory allocated on the GPU while training (reset when training starts, after setup;
+    benchmarks/gpu_check.py)."""
 
-    def __init__(self, batches: int) -> None:
+    def __init__(self, batches: int, cuda: bool = False) -> None:
         self.times: list[float] = []
         self.batches = 0
         self.stop_after = batches
+        self.cuda = cuda
+        self.peak_mb: float | None = None
         self._last: float | None = None
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
         now = time.perf_counter()
         self.batches += 1
         if self.batches > WARMUP and self._last is not None:
@@ -65,6 +76,11 @@ class StepClock(Callback):
         self._last = now
         # Counted in batches, the unit of every system (mutual learning included).
         trainer.should_stop = self.batches >= self.stop_after
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
 
 
 def make_teacher_checkpoint(path: Path, extra: list[str]) -> None:
