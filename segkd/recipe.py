@@ -44,7 +44,14 @@ BUDGET_KEYS: tuple[str, ...] = ("trainer.max_epochs", "trainer.max_steps")
 #: their settings are recorded once, where the system reads them. Overrides of them still name a recipe.
 MIRRORS: tuple[str, ...] = ("distill_paradigm.", "loss_schedule.")
 #: Keys whose values are machine paths: named by what they point at.
-_PATH_SUFFIXES = ("root", "checkpoint", "teacher_ckpt")
+_PATH_SUFFIXES = ("root", "checkpoint", "teacher_ckpt", "teacher_weights", "label_map")
+#: Keys whose values are machine paths although their last part says nothing (an external teacher's weights).
+_PATH_KEYS = ("system.teacher.external.weights",)
+
+
+def _is_path_key(key: str) -> bool:
+    key = key.lstrip("+~")
+    return key.rsplit(".", 1)[-1].endswith(_PATH_SUFFIXES) or key in _PATH_KEYS
 
 
 def _matches(key: str, patterns: Iterable[str]) -> bool:
@@ -75,7 +82,7 @@ def canonical_path(value: str) -> str:
 
 
 def _canonical_value(key: str, value: Any) -> Any:
-    if isinstance(value, str) and "/" in value and key.rsplit(".", 1)[-1].endswith(_PATH_SUFFIXES):
+    if isinstance(value, str) and "/" in value and _is_path_key(key):
         return canonical_path(value)
     if isinstance(value, tuple):
         return list(value)
@@ -120,7 +127,7 @@ def _canonical_override(override: str) -> str:
     key, sep, value = override.partition("=")
     if value.lower() in ("true", "false", "null"):
         value = value.lower()
-    elif "/" in value and key.lstrip("+~").rsplit(".", 1)[-1].endswith(_PATH_SUFFIXES):
+    elif "/" in value and _is_path_key(key):
         value = canonical_path(value)
     return key + sep + value
 

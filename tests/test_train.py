@@ -16,10 +16,23 @@ from conftest import CONF_DIR
 EXPERIMENTS = sorted(f.stem for f in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
+def external_teacher_overrides(folder) -> list[str]:
+    """A teacher segkd did not make: a bare 1x1 convolution to 19 classes and its state dict."""
+    torch.manual_seed(0)
+    weights = folder / "conv_teacher.pt"
+    torch.save(torch.nn.Conv2d(3, 19, 1).state_dict(), weights)
+    return ["teacher_net={_target_:torch.nn.Conv2d,in_channels:3,out_channels:19,kernel_size:1}",
+            f"teacher_weights={weights}"]
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_fast_dev_run(make_cfg, experiment, request):
-    needs_teacher = "teacher_ckpt" in make_cfg(f"+experiment={experiment}")  # offline KD and searches over it
-    extra = [f"teacher_ckpt={request.getfixturevalue('teacher_ckpt')}"] if needs_teacher else []
+def test_experiment_fast_dev_run(make_cfg, experiment, request, tmp_path):
+    if experiment == "external_teacher":
+        extra = external_teacher_overrides(tmp_path)
+    elif "teacher_ckpt" in make_cfg(f"+experiment={experiment}"):  # offline KD and searches over it
+        extra = [f"teacher_ckpt={request.getfixturevalue('teacher_ckpt')}"]
+    else:
+        extra = []
     cfg = make_cfg(f"+experiment={experiment}", "trainer.fast_dev_run=true", *extra)
     summary = train(cfg)
     assert summary["global_step"] == 1, "one optimizer step per batch, mutual learning included"

@@ -11,8 +11,9 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from segkd.config import to_plain
-from segkd.distill.distiller import Distiller
-from segkd.distill.teacher import RescaledTeacher, load_teacher, return_freed_memory
+from segkd.distill.distiller import Distiller, parse_source
+from segkd.distill.external_teacher import load_external_teacher, refuse_features_of_scripted
+from segkd.distill.teacher import RescaledTeacher, Teacher, load_teacher, return_freed_memory
 from segkd.distill.teacher_cache import open_or_build
 from segkd.metrics import NetScores
 from segkd.models import measure_complexity, size_divisor
@@ -65,6 +66,12 @@ class DistillationSystem(SystemBase):
     logits are resized back (segkd.distill.teacher.RescaledTeacher): a teacher trained with scale
     augmentation may be at its best at another scale than the student's. The cache is computed on
     whole images at that scale (the teacher's own best view); a live teacher sees each crop at it.
+
+    With ``teacher.external`` set the teacher is not a segkd checkpoint but any ``nn.Module`` factory
+    and a local weights file, its classes mapped onto the train ids (segkd.distill.external_teacher);
+    ``teacher.checkpoint`` and ``teacher.net`` are then not read. It is frozen, hooked, scored and
+    cached as a segkd teacher is (its cache is keyed by the weights file's hash and by the factory,
+    label map and output key); it brings no class weights, so ``prior_correction`` changes nothing.
     """
 
     job_type = "offline_kd"
@@ -87,14 +94,22 @@ class DistillationSystem(SystemBase):
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
         self.teacher_net_name = teacher.get("checkpoint_net") or MAIN_NET
         self.teacher_spec = teacher
+        self.teacher_checkpoint = teacher.get("checkpoint")
+        self.external_teacher = teacher.get("external") or None
         loaded = self._load_teacher()
         teacher_net = loaded.net
+        if self.external_teacher:
+            # The cache and the reports name it by its weights file and its identity (factory, label map).
+            self.teacher_checkpoint, self.teacher_net_name = self.external_teacher["weights"], loaded.spec["identity"]
+            refuse_features_of_scripted(teacher_net, [
+                name for name, term in (distill.get("terms") or {}).items() if term is not None
+                and any(parse_source(src)[0] == "teacher" and parse_source(src)[1] != "logits"
+                        for src in (term.get("inputs") or {}).values())])
         log_prior = None
         if teacher.get("prior_correction") and loaded.class_weights is not None:
             log_prior = loaded.class_weights.clamp_min(1e-12).log().view(1, -1, 1, 1)
         #: log of the teacher's training class weights, subtracted from its logits (None: no correction).
         self.register_buffer("teacher_log_prior", log_prior, persistent=False)
-        self.teacher_checkpoint = teacher.get("checkpoint")
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size,
                                    size_key="dataset.crop_size")
         #: What the teacher's inputs are padded to (it may be let go for its cache; its divisor stays).
@@ -127,8 +142,11 @@ class DistillationSystem(SystemBase):
         """Val images are read by the student and the teacher alike: a multiple of both divisors."""
         return math.lcm(super().size_divisor, self.teacher_size_divisor)
 
-    def _load_teacher(self):
+    def _load_teacher(self) -> Teacher:
         spec = self.teacher_spec
+        if spec.get("external"):
+            net, identity = load_external_teacher(spec["external"], self.hparams.class_names)
+            return Teacher(net, {**spec["external"], "identity": identity}, None)
         return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"), self.teacher_net_name)
 
     def _as_seen(self, teacher_net: nn.Module) -> nn.Module:
