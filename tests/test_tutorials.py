@@ -59,7 +59,7 @@ FENCE = re.compile(r"```(?P<lang>[\w-]*)")
 ATTRIBUTES = {"file", "id"}
 RUNNABLE = {"bash", "python"}
 #: Each tutorial and the test that runs it (a new tutorial without a test fails test_every_tutorial_is_run).
-TESTED = {"add_a_distillation_loss", "add_a_dataset", "paradigm_sweep"}
+TESTED = {"add_a_distillation_loss", "add_a_dataset", "paradigm_sweep", "distil_from_your_own_teacher"}
 
 
 @dataclass
@@ -339,3 +339,33 @@ def test_paradigm_sweep(tutorial_runs):
         assert low <= row["delta_mean"] <= high
         assert row["verdict"] == ("better" if low > 0 else "worse" if high < 0 else "not distinguishable")
         assert f"{paradigm}: Δ {100 * row['delta_mean']:+.2f} points over 2 paired seeds" in run.outputs["verdicts"]
+
+
+@pytest.mark.slow
+def test_distil_from_your_own_teacher(tutorial_runs):
+    run = tutorial_runs["distil_from_your_own_teacher"].result()
+    assert "saved ['my_teacher.pt', 'my_teacher.safetensors', 'my_teacher_scripted.pt']" in run.outputs["weights"]
+
+    run_dir = run.work / "runs" / "own_teacher"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["experiment"] == "external_teacher" and summary["global_step"] == 2
+    assert summary["teacher"]["mIoU"] is not None and summary["val"]["mIoU"] is not None
+    config = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    external = config["system"]["teacher"]["external"]
+    assert external["net"] == {"_target_": "my_teacher.MyTeacher", "classes": 21}
+    assert external["label_map"].endswith("label_map.yaml")
+    assert config["system"]["distill"]["terms"]["dec2"]["inputs"]["teacher"] == "teacher:body"
+    with (run_dir / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for column in ("train/kd/logits", "train/kd/dec2"):
+        values = [float(r[column]) for r in rows if r.get(column)]
+        assert values and all(math.isfinite(v) and v >= 0 for v in values), (column, values)
+
+    # Each problem is the one line the tutorial shows, and the command fails.
+    wrong_map = run.outputs["wrong-map"]
+    assert ("segkd: error: system.teacher.external.label_map: teacher class ids [21] are out of range: "
+            "the teacher predicts 21 classes (ids 0..20)") in wrong_map and "exit status 1" in wrong_map
+    assert "Traceback" not in wrong_map
+    wrong_weights = run.outputs["wrong-weights"]
+    assert "does not fit my_teacher.MyTeacher" in wrong_weights and "stem.0.weight (16, 3, 3, 3) vs (8, 3, 3, 3)" in wrong_weights
+    assert "exit status 1" in wrong_weights and "Traceback" not in wrong_weights
