@@ -130,3 +130,18 @@ def test_a_cache_a_finished_run_read_is_not_built_again_so_no_job_runs_alone(tmp
     assert [alone for _, _, alone in planned(capsys, alone=True)] == [False, False], "the cache is there: side by side"
     protocol.main([*args, "--", "dataset.logit_cache.stride=2"])
     assert [alone for _, _, alone in planned(capsys, alone=True)] == [True, False], "another cache: built first"
+
+
+def test_the_recommended_recipe_is_the_measured_cwd_at_twice_the_student_budget(tmp_path):
+    """conf/experiment/kd_cwd_cached.yaml, the recipe the README recommends, is exactly the protocol's
+    cached CWD at 2x the scratch student's epochs, whose evidence docs/RESULTS.md reports."""
+    from segkd.recipe import recipe_config
+
+    from conftest import ROOT
+
+    cwd = dict(protocol.RECIPES)["cwd"]
+    student_epochs = int(protocol.compose(["+experiment=student"], tmp_path / "s").trainer.max_epochs)
+    measured = protocol.compose([*cwd, f"trainer.max_epochs={2 * student_epochs}", "seed=1"], tmp_path / "m")
+    recommended = protocol.compose(["+experiment=kd_cwd_cached", "seed=1"], tmp_path / "r")
+    assert recipe_config(recommended) == recipe_config(measured)
+    assert "+experiment=kd_cwd_cached" in (ROOT / "README.md").read_text()
