@@ -153,8 +153,8 @@ def plugin_launcher_error(overrides: list[str]) -> "str | None":
     return None
 
 
-#: Overrides that need an optional extra -> (the module it installs, the extra).
-EXTRAS = {"+experiment=kd_search": ("optuna", "search"), "hydra/sweeper=optuna": ("optuna", "search")}
+#: Overrides (without a leading + or ~) that need an optional extra -> (the module it installs, the extra).
+EXTRAS = {"experiment=kd_search": ("optuna", "search"), "hydra/sweeper=optuna": ("optuna", "search")}
 
 
 def missing_extra_error(overrides: list[str]) -> "str | None":
@@ -162,7 +162,7 @@ def missing_extra_error(overrides: list[str]) -> "str | None":
     import importlib.util
 
     for override in overrides:
-        needs = EXTRAS.get(override.lstrip("+") if override.startswith("hydra/") else override)
+        needs = EXTRAS.get(override.lstrip("+~"))
         if needs and importlib.util.find_spec(needs[0]) is None:
             return (f"{override} needs segkd's '{needs[1]}' extra, which is not installed: "
                     f"pip install -e '.[{needs[1]}]' (make install installs it)")

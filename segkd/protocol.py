@@ -226,7 +226,10 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
     # Each stage runs its cache builders alone, then the rest side by side: the first cached job builds
     # the reference teacher's logit cache, and the first student of each soft teacher builds that
     # teacher's (the soft teachers themselves train in the first stage).
-    builder = [j for j in todo if j.cached and not _cache_built(configs[id(j)], out)][:1]
+    from segkd.recipe import recipe_config
+
+    built = _built_caches(out)
+    builder = [j for j in todo if j.cached and _cache_part(recipe_config(configs[id(j)])) not in built][:1]
     firsts = [j for i, j in enumerate(todo_later) if j.teacher not in {k.teacher for k in todo_later[:i]}]
     stages = [(builder, [j for j in todo if j not in builder]), (firsts, [j for j in todo_later if j not in firsts])]
     return Plan(teacher_dir, ["+experiment=reference_teacher", *overrides], stages, len(first) + len(later))
@@ -236,24 +239,25 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
 CACHE_KEYS = ("dataset.name", "dataset.root", "system.teacher.checkpoint", "system.teacher.cache.")
 
 
-def _cache_built(cfg, out: Path) -> bool:
-    """Whether a finished run under ``out`` read the same teacher-logit cache, and it is still there: then no
-    job of this plan builds it and none needs to run alone."""
+def _cache_part(config: dict) -> str:
+    """The settings of a recipe config that name its teacher-logit cache, as one comparable string."""
     import json
 
-    from segkd.recipe import recipe_config
+    return json.dumps({k: v for k, v in config.items() if k.startswith(CACHE_KEYS)}, sort_keys=True, default=str)
 
-    def cache_part(config: dict) -> dict:
-        return {k: v for k, v in config.items() if k.startswith(CACHE_KEYS)}
 
-    wanted = cache_part(recipe_config(cfg))
+def _built_caches(out: Path) -> set[str]:
+    """The caches (:func:`_cache_part`) that finished runs under ``out`` read and that are still on disk: no
+    job of a plan builds one of these, so none needs to run alone."""
+    import json
+
+    built = set()
     for path in out.rglob("summary.json"):
         summary = json.loads(path.read_text())
         cache = (summary.get("teacher_cache") or {}).get("path")
-        if cache and (Path(cache) / "meta.json").is_file() and \
-                cache_part(summary.get("recipe", {}).get("config", {})) == wanted:
-            return True
-    return False
+        if cache and (Path(cache) / "meta.json").is_file():
+            built.add(_cache_part(summary.get("recipe", {}).get("config", {})))
+    return built
 
 
 def _reads_reference_teacher(cfg) -> bool:

@@ -143,15 +143,16 @@ def progress_line(jobs: Sequence[Any]) -> tuple[str, bool]:
     """``"2/8 done, 4 running, 2 pending"`` for these jobs (other states by name), and whether all ended."""
     counts: collections.Counter = collections.Counter()
     for job in jobs:
-        if job.done():
+        if job.done():  # asked once per job and poll: a settling job's answer comes from sacct
             counts["done"] += 1
             continue
         state = str(job.state).split()[0].upper() if job.state else "UNKNOWN"
         counts["running" if state in RUNNING else "pending" if state in WAITING else state.lower()] += 1
-    parts = [f"{counts.pop('done', 0)}/{len(jobs)} done"]
+    done = counts.pop("done", 0)
+    parts = [f"{done}/{len(jobs)} done"]
     parts += [f"{counts.pop(k)} {k}" for k in ("running", "pending") if counts.get(k)]
     parts += [f"{n} {state}" for state, n in sorted(counts.items())]
-    return ", ".join(parts), all(job.done() for job in jobs)
+    return ", ".join(parts), done == len(jobs)
 
 
 def _minutes(seconds: float) -> str:
