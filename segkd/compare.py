@@ -100,9 +100,21 @@ class Run:
         return cost.get(MATCH_KEYS[by])
 
     def cache(self) -> Optional[tuple[str, float]]:
-        """(cache path, build GMACs) of the teacher-logit cache the run read, if any."""
-        cache = (self.summary.get("cost") or {}).get("teacher_cache") or {}
-        return (str(cache.get("path")), float(cache["build_gmacs"])) if cache.get("build_gmacs") is not None else None
+        """(cache path, build GMACs) of the teacher-logit cache the run read, if any (its first, with
+        several teachers: :meth:`caches` has them all)."""
+        caches = self.caches()
+        return caches[0] if caches else None
+
+    def caches(self) -> list[tuple[str, float]]:
+        """(cache path, build GMACs) of every teacher-logit cache the run read, each once: the one
+        teacher's, or each cached teacher's of several (two teachers of one checkpoint share one)."""
+        cost = self.summary.get("cost") or {}
+        found = [cost.get("teacher_cache") or {}, *(cost.get("teacher_caches") or {}).values()]
+        out: dict[str, float] = {}
+        for cache in found:
+            if cache.get("build_gmacs") is not None:
+                out.setdefault(str(cache.get("path")), float(cache["build_gmacs"]))
+        return list(out.items())
 
 
 def _tag(tags: Sequence[str], prefix: str) -> Optional[str]:
@@ -337,8 +349,7 @@ def _cache_shares(recipes: Sequence[Recipe]) -> dict[str, float]:
     readers: dict[str, list[float]] = defaultdict(list)
     for recipe in recipes:
         for run in recipe.runs.values():
-            if run.cache() is not None:
-                path, build = run.cache()
+            for path, build in run.caches():
                 readers[path].append(build)
     return {path: builds[0] / len(builds) for path, builds in readers.items()}
 
@@ -376,9 +387,9 @@ def compare(recipes: Sequence[Recipe], baseline: Optional[str] = None, metric: s
             "per_seed": {str(sd): {"mIoU": r.miou(metric), "train_gmacs": r.cost("compute"), "train_s": r.cost("wall")}
                          for sd, r in recipe.runs.items()},
             "cost": {"train_gmacs": mean_cost(recipe, "compute"), "train_s": mean_cost(recipe, "wall"),
-                     "cache_share_gmacs": _mean([shares[r.cache()[0]] for r in recipe.runs.values()
-                                                 if r.cache() is not None]) if any(
-                         r.cache() is not None for r in recipe.runs.values()) else None},
+                     "cache_share_gmacs": _mean([sum(shares[path] for path, _ in r.caches())
+                                                 for r in recipe.runs.values() if r.caches()]) if any(
+                         r.caches() for r in recipe.runs.values()) else None},
             "cost_ratio": None, "matched": None, "matched_with_cache": None,
         }
         if recipe.fields.get("teacher"):

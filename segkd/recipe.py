@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -35,22 +36,30 @@ NOT_RECIPE: tuple[str, ...] = (
 )
 #: Settings only a distillation run has: a recipe and its scratch baseline differ in these alone.
 DISTILL_KEYS: tuple[str, ...] = (
-    "system._target_", "system.teacher", "system.distill", "system.schedule", "system.peers", "system.probe_size",
-    "teacher_", "distill_paradigm", "loss_schedule", "model@system.", "distill_loss@",
+    "system._target_", "system.teacher", "system.teachers", "system.ensemble", "system.distill", "system.schedule",
+    "system.peers", "system.probe_size", "teacher_", "distill_paradigm", "loss_schedule", "model@system.",
+    "distill_loss@",
 )
 #: Settings that set the training budget: a matched-cost baseline may differ in these too.
 BUDGET_KEYS: tuple[str, ...] = ("trainer.max_epochs", "trainer.max_steps")
 #: Config groups the system reads through an interpolation (``system.distill: ${distill_paradigm}``):
 #: their settings are recorded once, where the system reads them. Overrides of them still name a recipe.
 MIRRORS: tuple[str, ...] = ("distill_paradigm.", "loss_schedule.")
-#: Keys whose values are machine paths: named by what they point at.
-_PATH_SUFFIXES = ("root", "checkpoint", "teacher_ckpt", "teacher_weights", "label_map")
+#: Keys whose values are machine paths: named by what they point at (``teacher_ckpts``: a list of them).
+_PATH_SUFFIXES = ("root", "checkpoint", "teacher_ckpt", "teacher_ckpts", "teacher_weights", "label_map")
 #: Keys whose values are machine paths although their last part says nothing (an external teacher's weights).
 _PATH_KEYS = ("system.teacher.external.weights",)
+#: One teacher of several (``system.teachers.<name>.``): its settings are read as the one teacher's
+#: (``system.teacher.``), so what is bookkeeping or a path for one teacher is so for each of a set.
+_SET_MEMBER = re.compile(r"^system\.teachers\.[^.]+\.")
+
+
+def _as_one_teacher(key: str) -> str:
+    return _SET_MEMBER.sub("system.teacher.", key)
 
 
 def _is_path_key(key: str) -> bool:
-    key = key.lstrip("+~")
+    key = _as_one_teacher(key.lstrip("+~"))
     return key.rsplit(".", 1)[-1].endswith(_PATH_SUFFIXES) or key in _PATH_KEYS
 
 
@@ -61,7 +70,7 @@ def _matches(key: str, patterns: Iterable[str]) -> bool:
 
 def is_recipe_key(key: str) -> bool:
     """Is the dotted config key part of a recipe?"""
-    return not _matches(key.lstrip("+~"), NOT_RECIPE)
+    return not _matches(_as_one_teacher(key.lstrip("+~")), NOT_RECIPE)
 
 
 def is_distill_key(key: str) -> bool:
@@ -84,9 +93,21 @@ def canonical_path(value: str) -> str:
 def _canonical_value(key: str, value: Any) -> Any:
     if isinstance(value, str) and "/" in value and _is_path_key(key):
         return canonical_path(value)
+    if isinstance(value, (list, tuple)) and _is_path_key(key):  # teacher_ckpts: each path by its run
+        return [_canonical_value(key, v) for v in value]
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def _teachers_by_name(resolved: dict) -> dict:
+    """``system.teachers`` given as a list is the mapping segkd reads it as (``teacher0``, ``teacher1``,
+    ...; a string is a checkpoint), so its settings flatten to keys as a mapping's do."""
+    teachers = (resolved.get("system") or {}).get("teachers")
+    if not isinstance(teachers, (list, tuple)):
+        return resolved
+    named = {f"teacher{i}": {"checkpoint": t} if isinstance(t, str) else t for i, t in enumerate(teachers)}
+    return {**resolved, "system": {**resolved["system"], "teachers": named}}
 
 
 def flatten(node: Any, prefix: str = "", out: Optional[dict] = None) -> dict[str, Any]:
@@ -112,7 +133,7 @@ def _resolved(config: Any) -> dict:
 def recipe_config(config: Any) -> dict[str, Any]:
     """The recipe settings of a run's config (a DictConfig, or a resolved config as a plain dict, e.g. a
     run dir's resolved_config.yaml), flattened to dotted keys, machine paths canonical."""
-    flat = flatten(_resolved(config))
+    flat = flatten(_teachers_by_name(_resolved(config)))
     return {k: _canonical_value(k, v) for k, v in sorted(flat.items())
             if is_recipe_key(k) and not _matches(k, MIRRORS)}
 
@@ -127,6 +148,8 @@ def _canonical_override(override: str) -> str:
     key, sep, value = override.partition("=")
     if value.lower() in ("true", "false", "null"):
         value = value.lower()
+    elif "/" in value and _is_path_key(key) and value.startswith("[") and value.endswith("]"):
+        value = "[" + ",".join(canonical_path(v.strip()) for v in value[1:-1].split(",")) + "]"
     elif "/" in value and _is_path_key(key):
         value = canonical_path(value)
     return key + sep + value

@@ -291,9 +291,13 @@ def _train(cfg: DictConfig) -> dict:
         val_s=sum(timer.val_epoch_s) if timer is not None else None,
         step_s=timer.step_s() if timer is not None else (),
     )
+    cache_keys = ("path", "build_gmacs", "build_time_s", "images")
     cache_info = getattr(system, "teacher_cache_info", None)
     if cache_info:  # built once, shared by every run of this teacher: recorded, not charged (compare amortises it)
-        cost["teacher_cache"] = {k: cache_info.get(k) for k in ("path", "build_gmacs", "build_time_s", "images")}
+        cost["teacher_cache"] = {k: cache_info.get(k) for k in cache_keys}
+    caches = getattr(system, "teacher_caches_info", None)
+    if caches:  # several teachers: each cached one's, by name
+        cost["teacher_caches"] = {name: {k: info.get(k) for k in cache_keys} for name, info in caches.items()}
     summary = {
         "experiment": cfg.get("task_name"),
         "model": cfg.get("model_name"),

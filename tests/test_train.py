@@ -29,6 +29,9 @@ def external_teacher_overrides(folder) -> list[str]:
 def test_experiment_fast_dev_run(make_cfg, experiment, request, tmp_path):
     if experiment == "external_teacher":
         extra = external_teacher_overrides(tmp_path)
+    elif experiment == "multi_teacher":  # its teachers are teacher_ckpts, and teacher_ckpt names none
+        ckpt = request.getfixturevalue("teacher_ckpt")
+        extra = [f"teacher_ckpts=[{ckpt},{ckpt}]"]
     elif "teacher_ckpt" in make_cfg(f"+experiment={experiment}"):  # offline KD and searches over it
         extra = [f"teacher_ckpt={request.getfixturevalue('teacher_ckpt')}"]
     else:

@@ -20,7 +20,9 @@ class TeacherReport(Callback):
     - when fitting starts, from the teacher's val scores (taken once when the system is set up, with
       calibration bins and per-class errors: they are also in summary.json under ``teacher``): its
       reliability diagram and per-class IoU / error chart as ``dirpath/teacher_report.png``, a W&B
-      image, and its per-class errors as a W&B table;
+      image, and its per-class errors as a W&B table; with several teachers that is the ensemble's
+      (or the best teacher's, when each teaches on its own) and each teacher's own report is
+      ``dirpath/teacher_report_<name>.png`` (summary.json: ``teachers``);
     - when fitting ends, on the first ``num_images`` val images: the teacher's entropy, off-argmax
       mass and where it and the trained student agree with the label, as
       ``dirpath/teacher_knowledge.png`` (and a W&B image); :attr:`agreement` counts the pixels.
@@ -43,9 +45,16 @@ class TeacherReport(Callback):
         scores = self._teacher_scores(pl_module)
         if scores is None or not trainer.is_global_zero:
             return
+        label = getattr(pl_module, "teacher_label", "teacher")
         path = draw_scores_report(scores, self.dirpath / "teacher_report.png",
-                                  f"teacher on val · mIoU {100 * scores['mIoU']:.1f} · entropy {scores['entropy']:.2f} nats")
+                                  f"{label} on val · mIoU {100 * scores['mIoU']:.1f} · entropy {scores['entropy']:.2f} nats")
         self.written.append(path)
+        # Several teachers: each one's report beside the ensemble's (or the best one's).
+        for name, own in (getattr(pl_module, "teachers_scores", None) or {}).items():
+            if own and "reliability" in own:
+                self.written.append(draw_scores_report(
+                    own, self.dirpath / f"teacher_report_{name}.png",
+                    f"teacher '{name}' on val · mIoU {100 * own['mIoU']:.1f} · entropy {own['entropy']:.2f} nats"))
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="teacher/report", images=[str(path)], step=trainer.global_step)

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 Extra = Callable[[dict], dict]
 
 
+def _extra_key(extra: Extra) -> tuple:
+    """What an attached extra replaces: one of its type and ``extra_key`` (None when it states none)."""
+    return type(extra), getattr(extra, "extra_key", None)
+
+
 class SegmentationDataModule(L.LightningDataModule):
     """Train/val loaders over a :class:`SegmentationFolder`.
 
@@ -222,10 +227,13 @@ class SegmentationDataModule(L.LightningDataModule):
 
         ``extra`` is called in whichever process reads samples (DataLoader workers too, so it must
         pickle), after the transform, with the sample's ``index`` and ``geometry``. An extra of the same
-        type attached earlier is replaced, so attaching again (a second fit) does not stack them. It
-        applies from the next sample read: attach before the train loader is built.
+        type and ``extra_key`` attached earlier is replaced, so attaching again (a second fit) does not
+        stack them, while extras of one type with different keys (the logit caches of several teachers,
+        keyed by teacher name) all apply. It applies from the next sample read: attach before the train
+        loader is built.
         """
-        self._train_extras = [e for e in self._train_extras if type(e) is not type(extra)] + [extra]
+        key = _extra_key(extra)
+        self._train_extras = [e for e in self._train_extras if _extra_key(e) != key] + [extra]
         if self.train_set is not None:
             self.train_set.extras = list(self._train_extras)
 

@@ -23,7 +23,10 @@ HOW_TO_TRAIN = (
 )
 
 
-def how_to_train(train_command: Optional[str]) -> str:
+def how_to_train(train_command: Optional[str], key: str = "teacher_ckpt") -> str:
+    if key != "teacher_ckpt":  # one teacher of several (system.teachers.<name>.checkpoint)
+        how = f"`{train_command}`" if train_command else "`python -m segkd.run +experiment=teacher`"
+        return f"train it once with {how} and set {key}=<run>/checkpoints/last.ckpt"
     if not train_command:
         return HOW_TO_TRAIN
     return f"train it once with `{train_command}`, or pass teacher_ckpt=<run>/checkpoints/last.ckpt"
@@ -38,7 +41,7 @@ class Teacher(NamedTuple):
 
 def load_teacher(
     checkpoint: Optional[str | Path], net: Optional[Mapping[str, Any]] = None, train_command: Optional[str] = None,
-    name: str = MAIN_NET,
+    name: str = MAIN_NET, key: str = "teacher_ckpt",
 ) -> Teacher:
     """The teacher net (eval mode, no gradients), its spec and its training class weights: network
     ``name`` of ``checkpoint``.
@@ -47,24 +50,31 @@ def load_teacher(
     run with ``name`` = its peer name). ``net`` is the teacher the config expects; every argument it
     names must equal the checkpoint's, otherwise the error lists each mismatch. With ``net=None``
     the checkpoint's own spec is used. ``train_command`` is the one command that makes the expected
-    checkpoint (the reference teacher's), named when it is missing.
+    checkpoint (the reference teacher's), named when it is missing. ``key`` is the setting that names
+    the checkpoint (``teacher_ckpt``; ``system.teachers.<name>.checkpoint`` for one of several), named
+    in the errors.
     """
-    hint = how_to_train(train_command)
+    hint = how_to_train(train_command, key)
     if not checkpoint:
         raise ValueError(f"offline KD needs a teacher checkpoint: {hint}")
-    ckpt = read_checkpoint(checkpoint, hint, key="teacher_ckpt")
+    ckpt = read_checkpoint(checkpoint, hint, key=key)
     saved = net_specs(ckpt).get(name)
     if net is not None and saved is not None:
         mismatch = spec_mismatch(saved, net)
         if mismatch:
             raise ValueError(
                 f"teacher checkpoint {checkpoint} ('{name}') does not match the teacher config ({'; '.join(mismatch)}); "
-                "point teacher_ckpt at the right run, or set model@system.teacher.net to the model it holds"
+                f"point {key} at the right run, or set model@{_net_key(key)} to the model it holds"
             )
     teacher, spec = load_net(checkpoint, name, hint, ckpt=ckpt)
     teacher.requires_grad_(False)
     weights = ckpt["state_dict"].get("criterion.weight")
     return Teacher(teacher, spec, weights.float() if weights is not None else None)
+
+
+def _net_key(key: str) -> str:
+    """Where the teacher the config expects is set, beside the key that names its checkpoint."""
+    return "system.teacher.net" if key == "teacher_ckpt" else key.rsplit(".", 1)[0] + ".net"
 
 
 def return_freed_memory(device: torch.device) -> None:

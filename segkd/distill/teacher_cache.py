@@ -28,6 +28,7 @@ the list of differences.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -171,6 +172,9 @@ def replay(logits: Tensor, geometry: Union[CropGeometry, Sequence[int]], image_s
 class TeacherLogitCache:
     """A built cache on disk, read lazily (memory-mapped) in whichever process reads samples."""
 
+    #: Which teacher of several it serves (:meth:`for_teacher`); None: the one teacher.
+    teacher: Optional[str] = None
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         meta_file = self.path / META
@@ -210,6 +214,24 @@ class TeacherLogitCache:
     def __len__(self) -> int:
         return self.meta["num_images"]
 
+    def for_teacher(self, name: str) -> "TeacherLogitCache":
+        """This cache as the extra of teacher ``name`` of several: its samples carry ``teacher_logits/<name>``.
+        Two teachers with one cache (the same checkpoint twice) get one extra each."""
+        named = copy.copy(self)
+        named._arrays = None  # its own open files
+        named.teacher = name
+        return named
+
+    @property
+    def extra_key(self) -> Optional[str]:
+        """What tells this extra from another cache's (SegmentationDataModule.attach_train_extra): its teacher."""
+        return self.teacher
+
+    @property
+    def field(self) -> str:
+        """The sample field it fills."""
+        return "teacher_logits" if self.teacher is None else f"teacher_logits/{self.teacher}"
+
     def view(self, index: int, flipped: bool = False) -> Tensor:
         """Dense (C, Hc, Wc) float32 logits of image ``index`` (of its mirror image when ``flipped``)."""
         v = 1 if flipped and self.meta["flip"] else 0
@@ -224,7 +246,7 @@ class TeacherLogitCache:
         for this sample's augmented view (its ``index`` and ``geometry``)."""
         geometry = CropGeometry.of(sample["geometry"])
         logits = self.view(sample["index"], flipped=bool(geometry.flip))
-        return {"teacher_logits": replay(logits, geometry, self.meta["image_size"])}
+        return {self.field: replay(logits, geometry, self.meta["image_size"])}
 
     def summary(self) -> dict:
         """What a run records about its cache (summary.json): where, how large, how it was stored."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional, Sequence
 
 import torch
@@ -11,10 +12,13 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from segkd.config import to_plain
-from segkd.distill.distiller import Distiller, parse_source
+from segkd.distill.distiller import Distiller
+from segkd.distill.ensemble import TeacherEnsemble, without_prior
 from segkd.distill.external_teacher import load_external_teacher, refuse_features_of_scripted
 from segkd.distill.teacher import RescaledTeacher, Teacher, load_teacher, return_freed_memory
-from segkd.distill.teacher_cache import open_or_build
+from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
+from segkd.distill.teacher_set import (TeacherEntry, ensemble_mode, teacher_entries,
+                                       terms_reading_teacher_features)
 from segkd.metrics import NetScores
 from segkd.models import measure_complexity, size_divisor
 from segkd.models.checkpoint import MAIN_NET
@@ -22,20 +26,40 @@ from segkd.systems.base import SystemBase
 from segkd.systems.optim import batches_seen
 
 
-def _input_scale(value: Any) -> float:
+def _input_scale(value: Any, key: str = "teacher_scale={value} (system.teacher.input_scale)") -> float:
     """The teacher's input scale, refused as the user set it (``teacher_scale=``) unless a positive factor:
     0 must not quietly mean 1."""
-    import math
-
     scale = 1.0 if value is None else value
     try:
         scale = float(scale)
     except (TypeError, ValueError):
         scale = math.nan
     if not math.isfinite(scale) or scale <= 0:
-        raise ValueError(f"teacher_scale={value} (system.teacher.input_scale) must be a positive factor: 1.0 shows the "
+        raise ValueError(f"{key.format(value=value)} must be a positive factor: 1.0 shows the "
                          "teacher the student's own view, 0.5 half-size images")
     return scale
+
+
+@dataclass
+class _Member:
+    """One frozen teacher of a set (``system.teachers``), as the system keeps it."""
+
+    entry: TeacherEntry
+    #: What keys its cache: its checkpoint, or an external teacher's weights file.
+    checkpoint: str
+    #: Which network of the checkpoint teaches (an external teacher: its identity).
+    net_name: str
+    input_scale: float
+    size_divisor: int
+    cache_options: dict
+    #: The teacher as training sees it (rescaled when it has an input scale); None once its cache let it go.
+    net: Optional[nn.Module]
+    cache_info: Optional[dict] = None
+    scores: Optional[dict] = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
 
 
 class DistillationSystem(SystemBase):
@@ -72,6 +96,16 @@ class DistillationSystem(SystemBase):
     ``teacher.checkpoint`` and ``teacher.net`` are then not read. It is frozen, hooked, scored and
     cached as a segkd teacher is (its cache is keyed by the weights file's hash and by the factory,
     label map and output key); it brings no class weights, so ``prior_correction`` changes nothing.
+
+    **Several teachers** (``teachers``, segkd.distill.teacher_set): each is loaded, frozen, kept out of
+    the module tree, corrected, rescaled and cached (under its own key) exactly as the one teacher
+    is, and scored on val (``teacher/<name>/val/*``). With ``ensemble`` null each teaches through
+    its own copy of the terms (``distillers[name]``, their connectors its own), weighted by its
+    weight (``train/kd/<term>/<name>``); with ``mean`` or ``confident`` they teach as one
+    (segkd.distill.ensemble.TeacherEnsemble, its logits built from theirs, live or replayed alike)
+    through the system's terms. ``teacher`` is then the ensemble, or, when each teaches on its own,
+    the best of them on val: what the teacher report and the pictures show, and what summary.json's
+    ``teacher`` scores (``teachers`` holds each one's).
     """
 
     job_type = "offline_kd"
@@ -82,16 +116,36 @@ class DistillationSystem(SystemBase):
         class_names: Sequence[str],
         loss: dict[str, Any],
         optimizer: dict[str, Any],
-        teacher: dict[str, Any],
+        teacher: Optional[dict[str, Any]],
         distill: dict[str, Any],
         schedule: dict[str, Any],
         scheduler: Optional[dict[str, Any]] = None,
         ignore_index: int = 255,
         probe_size: Sequence[int] = (64, 64),
+        teachers: Optional[Any] = None,
+        ensemble: Optional[str] = None,
     ) -> None:
-        teacher, distill, schedule = (to_plain(x) for x in (teacher, distill, schedule))
+        teacher, distill, schedule, teachers = (to_plain(x) for x in (teacher, distill, schedule, teachers))
         probe_size = list(probe_size)
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
+        #: The teachers of a set, by name (empty: the one teacher of ``teacher``).
+        self.members: dict[str, _Member] = {}
+        self.ensemble_mode: Optional[str] = None
+        self.__dict__["ensemble"] = None  # several teachers answering as one (not a submodule either)
+        if teachers is not None:
+            self._init_teacher_set(teacher, teachers, ensemble, distill, probe_size)
+        else:
+            if ensemble is not None:
+                raise ValueError(f"system.ensemble={ensemble} combines several teachers, but system.teachers is not "
+                                 "set; name them there (+experiment=multi_teacher teacher_ckpts=[a.ckpt,b.ckpt])")
+            self._init_teacher(teacher or {}, distill, probe_size)
+        self.teacher_cache_info: Optional[dict] = None
+        self.schedule = instantiate(schedule)
+        self.teacher_scores_of = NetScores(class_names, ignore_index)
+        self.teacher_scores: Optional[dict] = None
+
+    def _init_teacher(self, teacher: dict, distill: dict, probe_size: list) -> None:
+        """The one teacher of ``teacher`` (class docstring)."""
         self.teacher_net_name = teacher.get("checkpoint_net") or MAIN_NET
         self.teacher_spec = teacher
         self.teacher_checkpoint = teacher.get("checkpoint")
@@ -101,59 +155,124 @@ class DistillationSystem(SystemBase):
         if self.external_teacher:
             # The cache and the reports name it by its weights file and its identity (factory, label map).
             self.teacher_checkpoint, self.teacher_net_name = self.external_teacher["weights"], loaded.spec["identity"]
-            refuse_features_of_scripted(teacher_net, [
-                name for name, term in (distill.get("terms") or {}).items() if term is not None
-                and any(parse_source(src)[0] == "teacher" and parse_source(src)[1] != "logits"
-                        for src in (term.get("inputs") or {}).values())])
-        log_prior = None
-        if teacher.get("prior_correction") and loaded.class_weights is not None:
-            log_prior = loaded.class_weights.clamp_min(1e-12).log().view(1, -1, 1, 1)
+            refuse_features_of_scripted(teacher_net, terms_reading_teacher_features(distill))
         #: log of the teacher's training class weights, subtracted from its logits (None: no correction).
-        self.register_buffer("teacher_log_prior", log_prior, persistent=False)
+        self.register_buffer("teacher_log_prior", self._log_prior(teacher, loaded), persistent=False)
         self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size,
                                    size_key="dataset.crop_size")
         #: What the teacher's inputs are padded to (it may be let go for its cache; its divisor stays).
         self.teacher_size_divisor = size_divisor(teacher_net)
         self.teacher_input_scale = _input_scale(teacher.get("input_scale"))
-        if self.teacher_input_scale != 1.0:
-            feature_terms = self.distiller.terms_reading_features("teacher")
-            if feature_terms:
-                raise ValueError(
-                    f"system.teacher.input_scale={self.teacher_input_scale} rescales what the teacher sees, so its "
-                    f"features are on another grid than the student's, but distillation terms {feature_terms} read "
-                    "them; use input_scale 1 with feature terms"
-                )
+        self._refuse_features_of(self.distiller, "system.teacher", self.teacher_input_scale,
+                                 bool((teacher.get("cache") or {}).get("enabled")))
         self.__dict__["teacher"] = self._as_seen(teacher_net)  # not a submodule: see the class docstring
         self.cache_options = dict(teacher.get("cache") or {})
-        if self.cache_options.get("enabled"):
-            feature_terms = self.distiller.terms_reading_features("teacher")
-            if feature_terms:
-                raise ValueError(
-                    f"the teacher cache holds logits only, but distillation terms {feature_terms} read teacher "
-                    "features, which need the live teacher; set teacher_cache=false for this paradigm"
-                )
-        self.teacher_cache_info: Optional[dict] = None
-        self.schedule = instantiate(schedule)
-        self.teacher_scores_of = NetScores(class_names, ignore_index)
-        self.teacher_scores: Optional[dict] = None
+
+    def _init_teacher_set(self, teacher: Optional[dict], teachers: Any, ensemble: Optional[str], distill: dict,
+                          probe_size: list) -> None:
+        """Several teachers (class docstring): each loaded and checked as the one teacher is."""
+        self.ensemble_mode = ensemble_mode(ensemble)
+        entries = teacher_entries(teacher, teachers, self.ensemble_mode, distill)
+        priors = {}
+        for entry in entries:
+            loaded = self._load_teacher(entry.spec, entry.key)
+            checkpoint, net_name = entry.spec.get("checkpoint"), entry.spec.get("checkpoint_net") or MAIN_NET
+            if entry.spec.get("external"):
+                checkpoint, net_name = entry.spec["external"]["weights"], loaded.spec["identity"]
+                refuse_features_of_scripted(loaded.net, terms_reading_teacher_features(entry.distill or distill))
+            scale = _input_scale(entry.spec.get("input_scale"), f"{entry.key}.input_scale={{value}}")
+            priors[entry.name] = self._log_prior(entry.spec, loaded)
+            self.members[entry.name] = _Member(entry, str(checkpoint), net_name, scale, size_divisor(loaded.net),
+                                               dict(entry.spec.get("cache") or {}),
+                                               self._as_seen(loaded.net, scale))
+        if self.ensemble_mode is not None:
+            team = TeacherEnsemble({n: m.net for n, m in self.members.items()},
+                                   {n: m.entry.weight for n, m in self.members.items()}, self.ensemble_mode, priors)
+            self.__dict__["ensemble"] = team  # not a submodule, as the one teacher is not
+            self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": team}, probe_size,
+                                       size_key="dataset.crop_size")
+            self.__dict__["teacher"] = team
+            return
+        self.distillers = nn.ModuleDict()
+        for i, (name, member) in enumerate(self.members.items()):
+            #: Each teacher's prior correction (None: none), a buffer so that it moves with the system.
+            self.register_buffer(f"teacher_log_prior_{i}", priors[name], persistent=False)
+            terms = (member.entry.distill or distill).get("terms") or {}
+            self.distillers[name] = Distiller(terms, {"student": self.net, "teacher": member.net}, probe_size,
+                                              size_key="dataset.crop_size")
+            self._refuse_features_of(self.distillers[name], member.entry.key, member.input_scale,
+                                     bool(member.cache_options.get("enabled")))
+        self.__dict__["teacher"] = next(iter(self.members.values())).net  # the best on val, once scored
+
+    @staticmethod
+    def _log_prior(spec: dict, loaded: Teacher) -> Optional[Tensor]:
+        if spec.get("prior_correction") and loaded.class_weights is not None:
+            return loaded.class_weights.clamp_min(1e-12).log().view(1, -1, 1, 1)
+        return None
+
+    @staticmethod
+    def _refuse_features_of(distiller: Distiller, key: str, input_scale: float, cached: bool) -> None:
+        """Feature terms need the live teacher at the student's scale: refused with a cache or a rescaled view."""
+        feature_terms = distiller.terms_reading_features("teacher")
+        if feature_terms and input_scale != 1.0:
+            raise ValueError(
+                f"{key}.input_scale={input_scale} rescales what the teacher sees, so its "
+                f"features are on another grid than the student's, but distillation terms {feature_terms} read "
+                "them; use input_scale 1 with feature terms"
+            )
+        if feature_terms and cached:
+            raise ValueError(
+                f"the teacher cache holds logits only, but distillation terms {feature_terms} read teacher "
+                "features, which need the live teacher; set teacher_cache=false for this paradigm"
+            )
 
     @property
     def size_divisor(self) -> int:
         """Val images are read by the student and the teacher alike: a multiple of both divisors."""
+        if self.members:
+            return math.lcm(super().size_divisor, *(m.size_divisor for m in self.members.values()))
         return math.lcm(super().size_divisor, self.teacher_size_divisor)
 
-    def _load_teacher(self) -> Teacher:
-        spec = self.teacher_spec
+    def _load_teacher(self, spec: Optional[dict] = None, key: Optional[str] = None) -> Teacher:
+        spec = self.teacher_spec if spec is None else spec
         if spec.get("external"):
             net, identity = load_external_teacher(spec["external"], self.hparams.class_names)
             return Teacher(net, {**spec["external"], "identity": identity}, None)
-        return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"), self.teacher_net_name)
+        name = spec.get("checkpoint_net") or MAIN_NET
+        if key is None:
+            return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"), name)
+        return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"), name,
+                            key=f"{key}.checkpoint")
 
-    def _as_seen(self, teacher_net: nn.Module) -> nn.Module:
+    def _as_seen(self, teacher_net: nn.Module, scale: Optional[float] = None) -> nn.Module:
         """The teacher as training sees it (rescaled input when ``input_scale`` != 1)."""
-        if self.teacher_input_scale != 1.0:
-            return RescaledTeacher(teacher_net, self.teacher_input_scale)
+        scale = self.teacher_input_scale if scale is None else scale
+        if scale != 1.0:
+            return RescaledTeacher(teacher_net, scale)
         return teacher_net
+
+    def _member_log_prior(self, name: str) -> Optional[Tensor]:
+        """Teacher ``name``'s prior correction, when the teachers teach separately."""
+        return getattr(self, f"teacher_log_prior_{list(self.members).index(name)}")
+
+    @property
+    def teachers_scores(self) -> Optional[dict[str, Optional[dict]]]:
+        """Each teacher's val scores by name (None: one teacher)."""
+        return {n: m.scores for n, m in self.members.items()} if self.members else None
+
+    @property
+    def teacher_label(self) -> str:
+        """What ``teacher`` is, in words (the teacher report's titles)."""
+        if not self.members:
+            return "teacher"
+        if self.ensemble_mode is not None:
+            return f"{self.ensemble_mode} of {len(self.members)} teachers"
+        return f"teacher '{self._best_member().name}', the best of {len(self.members)}"
+
+    def _best_member(self) -> _Member:
+        """The teacher with the best val mIoU (the first of equals; the first before they are scored)."""
+        members = list(self.members.values())
+        return max(members, key=lambda m: (m.scores or {}).get("mIoU", -1.0) if m.scores else -1.0)
 
     @contextmanager
     def inspection_teacher(self) -> Iterator[nn.Module]:
@@ -162,17 +281,36 @@ class DistillationSystem(SystemBase):
         if self.teacher is not None:
             yield self.teacher
             return
-        teacher = self._as_seen(self._load_teacher().net).to(self.device).eval()
+        if not self.members:
+            teacher = self._as_seen(self._load_teacher().net)
+        elif self.ensemble is not None:
+            kept = self.ensemble
+            nets = {n: m.net if m.net is not None else self._as_seen(self._load_teacher(m.entry.spec, m.entry.key).net,
+                                                                     m.input_scale)
+                    for n, m in self.members.items()}
+            teacher = TeacherEnsemble(nets, kept.weights, kept.mode, {n: kept.log_prior(n) for n in nets})
+        else:
+            best = self._best_member()
+            teacher = self._as_seen(self._load_teacher(best.entry.spec, best.entry.key).net, best.input_scale)
+        teacher = teacher.to(self.device).eval()
         try:
             yield teacher
         finally:
             del teacher
             return_freed_memory(self.device)
 
+    def _frozen_modules(self) -> list[nn.Module]:
+        """Every frozen network still held, each once (an ensemble holds its live members)."""
+        if not self.members:
+            return [self.teacher] if self.teacher is not None else []
+        if self.ensemble is not None:
+            return [self.ensemble]
+        return [m.net for m in self.members.values() if m.net is not None]
+
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
-        if self.teacher is not None:
-            self.teacher._apply(fn, *args, **kwargs)
+        for module in self._frozen_modules():
+            module._apply(fn, *args, **kwargs)
         return self
 
     def __getstate__(self) -> dict:
@@ -180,66 +318,151 @@ class DistillationSystem(SystemBase):
         # the frozen teacher is not state of this system, and a copy of it would double its memory.
         state = super().__getstate__()
         state["teacher"] = None
+        if self.members:
+            state["ensemble"] = None
+            state["members"] = {n: replace(m, net=None) for n, m in self.members.items()}
         return state
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
+        for module in self._frozen_modules():
+            module.eval()
         return self
 
     def setup(self, stage: str) -> None:
         super().setup(stage)
+        if self.members:
+            if stage == "fit":
+                self._set_up_teacher_set()
+            return
         if stage != "fit" or self.teacher is None:  # a second fit of a cached system: already set up
             return
         self.teacher.to(self.trainer.strategy.root_device)
         if self.teacher_scores is None:
             self.teacher_scores = self._score_teacher()
         if self.cache_options.get("enabled"):
-            self._attach_teacher_cache()
+            cache = self._teacher_cache(self.teacher, self.teacher_checkpoint, self.teacher_net_name,
+                                        self.teacher_input_scale, self.teacher_size_divisor, self.cache_options)
+            self.trainer.datamodule.attach_train_extra(cache)
+            self.teacher_cache_info = cache.summary()
             # Training reads the cache; nothing needs the teacher any more, so its memory is returned.
             self.distiller.release("teacher")
             self.__dict__["teacher"] = None
             return_freed_memory(self.trainer.strategy.root_device)
+
+    def _set_up_teacher_set(self) -> None:
+        """Score every teacher once, then build or open each cached teacher's cache and let it go."""
+        device = self.trainer.strategy.root_device
+        for module in self._frozen_modules():
+            module.to(device)
+        if self.teacher_scores is None:
+            self._score_teacher_set()
+        let_go = False
+        for name, member in self.members.items():
+            if not member.cache_options.get("enabled") or member.net is None:
+                continue  # live, or a second fit of a cached system: already set up
+            cache = self._teacher_cache(member.net, member.checkpoint, member.net_name, member.input_scale,
+                                        member.size_divisor, member.cache_options)
+            self.trainer.datamodule.attach_train_extra(cache.for_teacher(name))
+            member.cache_info = cache.summary()
+            member.net, let_go = None, True
+            if self.ensemble is not None:
+                self.ensemble.release(name)
+            else:
+                self.distillers[name].release("teacher")
+        if self.ensemble is None:
+            self.__dict__["teacher"] = self._best_member().net
+        elif any(m.net is None for m in self.members.values()):
+            self.__dict__["teacher"] = None  # the ensemble cannot answer live; inspection reloads it
+            if all(m.net is None for m in self.members.values()) and "teacher" in self.distiller.recorders:
+                self.distiller.release("teacher")
+        if let_go:
+            return_freed_memory(device)
+
+    def _val_batches(self) -> Iterator[dict]:
+        """The val split as validation reads it (fast_dev_run and limit_val_batches honoured)."""
+        loader = self.trainer.datamodule.val_dataloader()
+        limit = self.trainer.limit_val_batches  # honoured as validation would (fast_dev_run, limit_val_batches)
+        batches = len(loader) if limit is None else int(limit) if isinstance(limit, int) else int(len(loader) * limit)
+        for _, batch in zip(range(max(1, batches)), loader):
+            yield batch
 
     @torch.no_grad()
     def _score_teacher(self) -> dict:
         """The teacher's scores on the whole val split, once, before training (reduced over DDP ranks)."""
         device = self.trainer.strategy.root_device
         scores = self.teacher_scores_of.to(device)
-        loader = self.trainer.datamodule.val_dataloader()
-        limit = self.trainer.limit_val_batches  # honoured as validation would (fast_dev_run, limit_val_batches)
-        batches = len(loader) if limit is None else int(limit) if isinstance(limit, int) else int(len(loader) * limit)
-        for _, batch in zip(range(max(1, batches)), loader):
+        for batch in self._val_batches():
             scores.update(self.teacher(batch["image"].to(device)), batch["mask"].to(device))
         return scores.compute_and_reset(details=True)  # + calibration bins and per-class errors
 
-    def _attach_teacher_cache(self) -> None:
-        """Open (or, on rank 0, build) the cache and hand it to the datamodule, which has each train
-        sample carry its teacher logits."""
+    @torch.no_grad()
+    def _score_teacher_set(self) -> None:
+        """Each teacher's val scores, and the ensemble's from the same passes (its logits combined from
+        theirs); ``teacher_scores`` is the ensemble's, or the best teacher's when each teaches on its own."""
+        device = self.trainer.strategy.root_device
+        names = list(self.members)
+        scores = {name: NetScores(self.hparams.class_names, self.hparams.ignore_index).to(device) for name in names}
+        team = self.teacher_scores_of.to(device)
+        for batch in self._val_batches():
+            images, mask = batch["image"].to(device), batch["mask"].to(device)
+            logits = {name: self.members[name].net(images) for name in names}
+            for name in names:
+                scores[name].update(logits[name], mask)
+            if self.ensemble is not None:
+                team.update(self.ensemble.combine(logits), mask)
+        for name in names:
+            self.members[name].scores = scores[name].compute_and_reset(details=True)
+        if self.ensemble is not None:
+            self.teacher_scores = team.compute_and_reset(details=True)
+        else:
+            self.teacher_scores = self._best_member().scores
+
+    def _teacher_cache(self, teacher: nn.Module, checkpoint: str, net_name: str, input_scale: float,
+                       divisor: int, options: dict) -> TeacherLogitCache:
+        """Open (or, on rank 0, build) one teacher's cache, which the datamodule then has each train
+        sample carry (``attach_train_extra``)."""
         datamodule, strategy = self.trainer.datamodule, self.trainer.strategy
-        options = self.cache_options
         kwargs = dict(
-            teacher_checkpoint=self.teacher_checkpoint, dataset=datamodule.plain_train_set(self.teacher_size_divisor),
+            teacher_checkpoint=checkpoint, dataset=datamodule.plain_train_set(divisor),
             normalisation=datamodule.normalisation,
             num_classes=len(self.hparams.class_names), cache_dir=options["dir"], path=options.get("path"),
             stride=int(options.get("stride") or 1), top_k=options.get("top_k"), flip=bool(options.get("flip", True)),
             batch_size=int(options.get("batch_size") or 8), num_workers=datamodule.num_workers,
-            device=strategy.root_device, teacher_net=self.teacher_net_name, input_scale=self.teacher_input_scale,
+            device=strategy.root_device, teacher_net=net_name, input_scale=input_scale,
         )
-        cache = open_or_build(self.teacher, build=True, **kwargs) if self.trainer.is_global_zero else None
+        cache = open_or_build(teacher, build=True, **kwargs) if self.trainer.is_global_zero else None
         strategy.barrier("teacher_cache")  # the other ranks open what rank 0 built
         if cache is None:
-            cache = open_or_build(self.teacher, build=False, **kwargs)
-        datamodule.attach_train_extra(cache)
-        self.teacher_cache_info = cache.summary()
+            cache = open_or_build(teacher, build=False, **kwargs)
+        return cache
+
+    @property
+    def teacher_caches_info(self) -> Optional[dict[str, dict]]:
+        """Each cached teacher's cache (summary.json's ``teacher_caches``; None: none, or one teacher)."""
+        caches = {n: m.cache_info for n, m in self.members.items() if m.cache_info is not None}
+        return caches or None
 
     def forward_gmacs(self, input_size: Sequence[int]) -> dict[str, dict[str, float]]:
         """The student and the distillation terms are trained; a live teacher runs forward only. A
         cached teacher runs no pass at training time: its one pass over the train split is the
         cache's build cost, recorded once in the cache (``build_gmacs``), not charged to each run.
-        Called before fit, while the teacher is still loaded."""
+        Called before fit, while the teacher is still loaded. With several teachers each live one is
+        charged its own forward (``teacher/<name>``) and each teacher's terms count."""
         forward = super().forward_gmacs(input_size)
+        if self.members:
+            if any(m.net is None for m in self.members.values()):
+                raise RuntimeError("forward_gmacs needs the teachers; call it before fit lets a cached teacher go")
+            if self.ensemble is not None:
+                terms = self.distiller.terms_gmacs({"student": self.net, "teacher": self.ensemble}, input_size)
+            else:
+                terms = sum(self.distillers[n].terms_gmacs({"student": self.net, "teacher": m.net}, input_size)
+                            for n, m in self.members.items())
+            forward["trained"]["distill_terms"] = terms
+            for name, member in self.members.items():
+                if not member.cache_options.get("enabled"):
+                    forward["frozen"][f"teacher/{name}"] = measure_complexity(member.net, input_size)["gmacs"]
+            return forward
         teacher = self.teacher
         if teacher is None:
             raise RuntimeError("forward_gmacs needs the teacher; call it before fit lets a cached teacher go")
@@ -249,26 +472,72 @@ class DistillationSystem(SystemBase):
             forward["frozen"]["teacher"] = measure_complexity(teacher, input_size)["gmacs"]
         return forward
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def step_losses(self, batch: dict) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """One batch's student logits, supervised loss, raw distillation terms and weighted terms (what
+        ``training_step`` combines by the schedule). Terms of several teachers taught separately are
+        named ``<term>/<teacher>`` and weighted by the teacher's weight too."""
         images, target = batch["image"], batch["mask"]
-        phase = self.schedule(batches_seen(self.trainer, batch_idx), self.current_epoch)
-        with self.distiller.record():
-            logits = self.net(images)
-            if "teacher_logits" in batch:  # replayed from the teacher cache
-                teacher_logits = batch["teacher_logits"].float()
+        if self.members:
+            logits, terms, weighted = self._teacher_set_terms(batch)
+        else:
+            with self.distiller.record():
+                logits = self.net(images)
+                if "teacher_logits" in batch:  # replayed from the teacher cache
+                    teacher_logits = batch["teacher_logits"].float()
+                else:
+                    with torch.no_grad():
+                        teacher_logits = self.teacher(images)
+                if self.teacher_log_prior is not None:  # no full-size subtraction per step when off
+                    teacher_logits = teacher_logits - self.teacher_log_prior
+                terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
+            weighted = self.distiller.weighted(terms)
+        supervised = self.criterion(logits, target)
+        return logits, supervised, terms, weighted
+
+    def teacher_set_logits(self, batch: dict) -> dict[str, Tensor]:
+        """Each teacher's logits for this batch, as it answers (before its prior correction): replayed
+        from its cache (``teacher_logits/<name>``) or computed live."""
+        images, out = batch["image"], {}
+        for name, member in self.members.items():
+            replayed = batch.get(f"teacher_logits/{name}")
+            if replayed is not None:
+                out[name] = replayed.float()
             else:
                 with torch.no_grad():
-                    teacher_logits = self.teacher(images)
-            if self.teacher_log_prior is not None:  # no full-size subtraction per step when off
-                teacher_logits = teacher_logits - self.teacher_log_prior
-            terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
-        supervised = self.criterion(logits, target)
-        weighted = self.distiller.weighted(terms)
+                    out[name] = member.net(images)
+        return out
+
+    def _teacher_set_terms(self, batch: dict) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        target = batch["mask"]
+        if self.ensemble is not None:
+            with self.distiller.record():
+                logits = self.net(batch["image"])
+                teacher_logits = self.ensemble.combine(self.teacher_set_logits(batch))
+                terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
+            return logits, terms, self.distiller.weighted(terms)
+        with ExitStack() as stack:
+            for distiller in self.distillers.values():
+                stack.enter_context(distiller.record())
+            logits = self.net(batch["image"])
+            teacher_logits = self.teacher_set_logits(batch)
+            terms, weighted = {}, {}
+            for name, distiller in self.distillers.items():
+                own = distiller({"student": logits,
+                                 "teacher": without_prior(teacher_logits[name], self._member_log_prior(name))}, target)
+                weight = self.members[name].entry.weight
+                for term, value in distiller.weighted(own).items():
+                    terms[f"{term}/{name}"] = own[term]
+                    weighted[f"{term}/{name}"] = weight * value
+        return logits, terms, weighted
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        phase = self.schedule(batches_seen(self.trainer, batch_idx), self.current_epoch)
+        logits, supervised, terms, weighted = self.step_losses(batch)
         #: Read by segkd.callbacks.GradientBalance before the backward pass.
         self.loss_terms = {"supervised": supervised, **weighted}
         distill = sum(weighted.values(), torch.zeros((), device=self.device))
         loss = phase.supervised * supervised + phase.distill * distill
-        n = len(images)
+        n = len(logits)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True, batch_size=n)
         self.log_dict(
             {"train/supervised": supervised, "train/distill": distill, **{f"train/kd/{k}": v for k, v in terms.items()}},
@@ -281,6 +550,13 @@ class DistillationSystem(SystemBase):
         super().on_validation_epoch_end()
         if not self.trainer.sanity_checking and self.teacher_scores is not None:
             self.log_dict(NetScores.loggable(self.teacher_scores, "teacher/val"))
+            for name, member in self.members.items():
+                if member.scores is not None:
+                    self.log_dict(NetScores.loggable(member.scores, f"teacher/{name}/val"))
 
     def run_scores(self) -> dict:
-        return {**super().run_scores(), "teacher": self.teacher_scores, "teacher_cache": self.teacher_cache_info}
+        scores = {**super().run_scores(), "teacher": self.teacher_scores, "teacher_cache": self.teacher_cache_info}
+        if self.members:
+            scores["teachers"] = self.teachers_scores
+            scores["teacher_caches"] = self.teacher_caches_info
+        return scores
