@@ -216,6 +216,18 @@ def test_the_set_of_teachers_is_part_of_the_recipe(tmp_path):
     assert rows["multi_teacher"]["baseline"] == "student/student_mnv2" and rows["multi_teacher"]["n_paired"] == 2
 
 
+def test_compare_charges_each_teachers_cache_once(tmp_path):
+    """Two cached teachers are two caches to amortise; two entries of one checkpoint share one."""
+    def run(caches: dict) -> compare.Run:
+        return compare.Run(tmp_path / "summary.json", {"cost": {"teacher_caches": caches}})
+
+    a, b = {"path": "/c/a", "build_gmacs": 10.0}, {"path": "/c/b", "build_gmacs": 30.0}
+    assert run({"t0": a, "t1": b}).caches() == [("/c/a", 10.0), ("/c/b", 30.0)]
+    assert run({"t0": a, "t1": dict(a)}).caches() == [("/c/a", 10.0)]
+    recipe_ = compare.Recipe("multi", {"experiment": "multi_teacher"}, {1: run({"t0": a, "t1": b}), 2: run({"t0": a})})
+    assert compare._cache_shares([recipe_]) == {"/c/a": 5.0, "/c/b": 30.0}
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["teacher_ckpt={ckpt}", "teacher_ckpts=[{ckpt}]"],
      r"^system\.teacher\.checkpoint and system\.teachers both name teachers; give every teacher under system\.teachers"),
