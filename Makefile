@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pytest workers of `make test`: one per core, at most 4 (each in-process test trains on one thread)
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 
 .PHONY: help install run test docs-figures clean
 
@@ -18,12 +20,13 @@ $(STAMP): pyproject.toml
 run: install  ## train the default student on the embedded SynthStreets data
 	$(PY) -m segkd.run $(ARGS)
 
-# The Slurm tests (tests/test_slurm*.py: a real one-node Slurm) mostly wait on the scheduler, grace times
-# and requeues, so they run beside the rest, in a second pytest, and print their report after it.
+# The rest of the suite is spread over TEST_WORKERS processes (pytest-xdist). The Slurm tests
+# (tests/test_slurm*.py: a real one-node Slurm) mostly wait on the scheduler, grace times and requeues,
+# so they run beside it, in a second pytest, and print their report after it.
 # Exit status 5 is pytest's "no test selected" (ARGS naming files of one kind only).
 test: install  ## run the whole test suite
 	@$(PY) -m pytest -m slurm $(ARGS) > .pytest-slurm.log 2>&1 & slurm=$$!; \
-	$(PY) -m pytest -m "not slurm" $(ARGS); rest=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slurm" $(ARGS); rest=$$?; \
 	wait $$slurm; slurm=$$?; echo "======== the Slurm tests (run beside the rest) ========"; cat .pytest-slurm.log; \
 	[ $$rest -eq 0 -o $$rest -eq 5 ] && [ $$slurm -eq 0 -o $$slurm -eq 5 ] && [ $$rest -eq 0 -o $$slurm -eq 0 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,10 @@ from segkd.models import build_net
 from segkd.models.checkpoint import with_classes  # noqa: F401  (tests import it from here)
 
 ROOT = CONF_DIR.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: each trains on one thread, not every worker on all of them.
+    torch.set_num_threads(1)
 
 
 #: Shrinks any run to seconds on a CPU: tiny SynthStreets, small crops, one epoch.
@@ -141,7 +146,6 @@ def write_net_checkpoint(path: Path, spec: dict = TINY_UNET, seed: int = 0) -> P
 
 def run_script(script: str, *args: str):
     """A lab script of experiments/ run as its own process (tests never import one), one thread."""
-    import os
     import subprocess
     import sys
 
@@ -188,3 +192,4 @@ def pytest_sessionfinish(session, exitstatus):
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
+
