@@ -9,7 +9,8 @@ resumable, on SynthStreets or any Cityscapes-layout tree.
    one resumes);
 2. runs the scratch student, every offline-KD paradigm, DML and online alternating at the same
    budget, with each seed (logit-only paradigms read the teacher-logit cache, built by the first);
-   trains the soft teachers (label smoothing, confidence penalty) and then their CWD / logit students;
+   trains the protocol's other teachers (soft ones: label smoothing, confidence penalty; a DeepLabV3+)
+   and then their CWD / logit students (the DeepLabV3+ alone and averaged with the reference UNet);
 3. with ``--budgets NAME=M,M,...`` also runs recipe NAME at M times its epochs (job ``NAME_xM``):
    the scratch student at the budgets the recipes' costs need, and KD recipes along a longer
    schedule. ``--matched-cost`` adds :data:`MATCHED_COST`, the budget curves of docs/RESULTS.md;
@@ -54,28 +55,40 @@ RECIPES: list[tuple[str, list[str]]] = [
     ("online_alternating", ["+experiment=online_alternating"]),
 ]
 
-#: Teachers made soft on purpose (docs/METHODS.md section 3): the reference recipe with another loss,
-#: trained once each (seed 0) into ``OUT/NAME/seed0``, and the students they teach. A recipe's
-#: ``{NAME}`` stands for that teacher's last checkpoint; those students start once it is trained.
-SOFT_TEACHERS: list[tuple[str, list[str]]] = [
+#: Teachers the protocol trains once each (seed 0) into ``OUT/NAME/seed0`` besides the reference
+#: teacher, and the students they teach. A recipe's ``{NAME}`` stands for that teacher's last
+#: checkpoint (``{reference}`` for the reference teacher's); those students start once it is trained.
+#: Two are made soft on purpose (docs/METHODS.md section 3: the reference recipe with another loss);
+#: one is of another architecture at the reference teacher's cost (DeepLabV3+ on ResNet-34, 0.99 vs
+#: 1.00 GMACs at the train crop), teaching alone and beside the reference UNet as a mean ensemble.
+TEACHERS: list[tuple[str, list[str]]] = [
     ("teacher_ls01", ["+experiment=reference_teacher", "system.loss.label_smoothing=0.1"]),
     ("teacher_cp01", ["+experiment=reference_teacher", "system.loss.confidence_penalty=0.1"]),
+    ("teacher_dlv3p", ["+experiment=reference_teacher", "model=teacher_dlv3p_r34"]),
 ]
-SOFT_TEACHER_SEED = "0"
-SOFT_RECIPES: list[tuple[str, list[str]]] = [
+TEACHER_SEED = "0"
+TAUGHT_RECIPES: list[tuple[str, list[str]]] = [
     ("cwd_ls01", ["+experiment=offline_kd", "distill_paradigm=cwd", "teacher_cache=true", "teacher_ckpt={teacher_ls01}"]),
     ("logits_ls01", ["+experiment=offline_kd", "distill_paradigm=logits", "teacher_cache=true",
                      "teacher_ckpt={teacher_ls01}"]),
     ("cwd_cp01", ["+experiment=offline_kd", "distill_paradigm=cwd", "teacher_cache=true", "teacher_ckpt={teacher_cp01}"]),
+    ("cwd_dlv3p", ["+experiment=offline_kd", "distill_paradigm=cwd", "teacher_cache=true",
+                   "model@system.teacher.net=teacher_dlv3p_r34", "teacher_ckpt={teacher_dlv3p}"]),
+    # each checkpoint's own network (net: null), their logits averaged (segkd.distill.ensemble)
+    ("cwd_r34_dlv3p", ["+experiment=multi_teacher", "distill_paradigm=cwd", "teacher_cache=true",
+                       "system.teacher.net=null", "teacher_ckpts=[{reference},{teacher_dlv3p}]"]),
 ]
 
 #: The budget curves of the matched-cost evidence (docs/RESULTS.md): the scratch student at the
 #: budgets the recipes' costs reach (cached CWD costs about 1.2x a scratch step in wall time and
 #: 1x in compute; live-teacher encoder KD about 2x in wall time and 3.7x in compute), and the best
-#: recipes at 1x, 2x and 4x of the student's epochs (does KD's gain grow with a longer schedule?).
+#: recipes at 1x, 2x and 4x of the student's epochs (does KD's gain grow with a longer schedule?):
+#: the two cached ones (CWD, logit KD: a patient teacher, Beyer et al. 2022, is a logit teacher) at
+#: all three; encoder + CWD at 1x and 2x only, since its 4x would need a 16x scratch baseline.
 MATCHED_COST: dict[str, list[float]] = {
     "scratch": [1, 1.25, 2, 4, 8],
     "cwd": [1, 2, 4],
+    "logits": [1, 2, 4],
     "encoder_cwd": [1, 2],
 }
 
@@ -90,7 +103,7 @@ class Job:
     seed: str
     overrides: list[str]
     run_dir: Path
-    teacher: Optional[str] = None        #: the soft teacher it needs trained first, if any
+    teacher: Optional[str] = None        #: the protocol's teacher it needs trained first, if any
     needs_reference_teacher: bool = False
     cached: bool = False                 #: reads a teacher-logit cache (the first such job builds it)
 
@@ -130,7 +143,7 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 
 
 def known_names(extra: Sequence[tuple[str, list[str]]] = ()) -> list[str]:
-    return [n for n, _ in [*RECIPES, *SOFT_TEACHERS, *SOFT_RECIPES, *extra]]
+    return [n for n, _ in [*RECIPES, *TEACHERS, *TAUGHT_RECIPES, *extra]]
 
 
 def parse_seeds(text: str) -> list[str]:
@@ -187,15 +200,19 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
         raise ProtocolError(f"unknown recipe name(s) {unknown}; the protocol knows {known} "
                             "(add your own with --recipe NAME=\"OVERRIDE ...\")")
     wanted = (lambda name: name in only) if only else (lambda name: True)  # noqa: E731
-    teacher_ckpts = {name: out / name / f"seed{SOFT_TEACHER_SEED}" / "checkpoints" / "last.ckpt"
-                     for name, _ in SOFT_TEACHERS}
-    soft = [r for r in SOFT_RECIPES if wanted(r[0])]
-    needed = {name for name, _ in SOFT_TEACHERS if wanted(name)
-              or any("{" + name + "}" in o for _, recipe in soft for o in recipe)}
+    teacher_ckpts = {name: out / name / f"seed{TEACHER_SEED}" / "checkpoints" / "last.ckpt"
+                     for name, _ in TEACHERS}
+    taught = [r for r in TAUGHT_RECIPES if wanted(r[0])]
+    needed = {name for name, _ in TEACHERS if wanted(name)
+              or any("{" + name + "}" in o for _, recipe in taught for o in recipe)}
+    teacher_overrides = ["+experiment=reference_teacher", *overrides]
+    if any("{reference}" in o for _, recipe in taught for o in recipe):
+        reference_dir = Path(str(compose(teacher_overrides, out / "teacher").reference_teacher_dir))
+        teacher_ckpts["reference"] = reference_dir / "checkpoints" / "last.ckpt"
 
     def jobs_of(name: str, recipe: list[str], seeds_: Sequence[str]) -> list[Job]:
         recipe = [o.format(**{k: str(v) for k, v in teacher_ckpts.items()}) for o in recipe]
-        teacher = next((k for k in teacher_ckpts if str(teacher_ckpts[k]) in " ".join(recipe)), None)
+        teacher = next((k for k, _ in TEACHERS if str(teacher_ckpts[k]) in " ".join(recipe)), None)
         base = None
         jobs = []
         for multiple in budgets.get(name, [1.0]):
@@ -213,30 +230,31 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
 
     recipes = [r for r in [*RECIPES, *extra_recipes] if wanted(r[0])]
     first = [j for name, recipe in recipes for j in jobs_of(name, recipe, seeds)]
-    first += [j for name, recipe in SOFT_TEACHERS if name in needed for j in jobs_of(name, recipe, [SOFT_TEACHER_SEED])]
-    later = [j for name, recipe in soft for j in jobs_of(name, recipe, seeds)]
+    first += [j for name, recipe in TEACHERS if name in needed for j in jobs_of(name, recipe, [TEACHER_SEED])]
+    later = [j for name, recipe in taught for j in jobs_of(name, recipe, seeds)]
     configs = {id(j): compose(j.overrides, j.run_dir) for j in first + later}  # every override checked now
     for j in first + later:
         j.needs_reference_teacher = _reads_reference_teacher(configs[id(j)])
     teacher_dir = None
     if any(j.needs_reference_teacher for j in first + later if not j.done):
-        teacher_dir = Path(str(compose(["+experiment=reference_teacher", *overrides], out / "teacher").reference_teacher_dir))
+        teacher_dir = Path(str(compose(teacher_overrides, out / "teacher").reference_teacher_dir))
     todo = [j for j in first if not j.done]
     todo_later = [j for j in later if not j.done]
     # Each stage runs its cache builders alone, then the rest side by side: the first cached job builds
-    # the reference teacher's logit cache, and the first student of each soft teacher builds that
-    # teacher's (the soft teachers themselves train in the first stage).
+    # the reference teacher's logit cache, and the first student of each of the protocol's other
+    # teachers builds that teacher's (those teachers themselves train in the first stage).
     from segkd.recipe import recipe_config
 
     built = _built_caches(out)
     builder = [j for j in todo if j.cached and _cache_part(recipe_config(configs[id(j)])) not in built][:1]
     firsts = [j for i, j in enumerate(todo_later) if j.teacher not in {k.teacher for k in todo_later[:i]}]
     stages = [(builder, [j for j in todo if j not in builder]), (firsts, [j for j in todo_later if j not in firsts])]
-    return Plan(teacher_dir, ["+experiment=reference_teacher", *overrides], stages, len(first) + len(later))
+    return Plan(teacher_dir, teacher_overrides, stages, len(first) + len(later))
 
 
 #: The settings that decide which teacher-logit cache a run reads (the dataset's come with its name).
-CACHE_KEYS = ("dataset.name", "dataset.root", "system.teacher.checkpoint", "system.teacher.cache.")
+CACHE_KEYS = ("dataset.name", "dataset.root", "system.teacher.checkpoint", "system.teacher.input_scale",
+              "system.teacher.external.", "system.teacher.cache.", "system.teachers.")
 
 
 def _cache_part(config: dict) -> str:
@@ -261,11 +279,15 @@ def _built_caches(out: Path) -> set[str]:
 
 
 def _reads_reference_teacher(cfg) -> bool:
-    """Does the job distil from the reference teacher (the default teacher_ckpt)?"""
+    """Does the job distil from the reference teacher (the default teacher_ckpt), alone or among several?"""
     from omegaconf import OmegaConf
 
-    ckpt = OmegaConf.select(cfg, "system.teacher.checkpoint", default=None)
-    return ckpt is not None and Path(str(ckpt)).parent.parent == Path(str(cfg.reference_teacher_dir))
+    teachers = OmegaConf.select(cfg, "system.teachers", default=None) or {}
+    entries = teachers.values() if OmegaConf.is_dict(teachers) else teachers
+    ckpts = [OmegaConf.select(cfg, "system.teacher.checkpoint", default=None),
+             *(e if isinstance(e, str) else OmegaConf.select(e, "checkpoint", default=None) for e in entries)]
+    reference = Path(str(cfg.reference_teacher_dir))
+    return any(c is not None and Path(str(c)).parent.parent == reference for c in ckpts)
 
 
 def _run(cmd: list[str], log_file: Path, threads: Optional[int]) -> int:

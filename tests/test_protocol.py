@@ -66,6 +66,24 @@ def test_a_protocol_without_cached_jobs_runs_none_alone_and_needs_the_teacher_on
     assert "[teacher] not needed" in capsys.readouterr().out
 
 
+def test_a_teacher_of_another_architecture_teaches_alone_and_averaged_with_the_reference_unet(tmp_path, capsys):
+    out = tmp_path / "p"
+    protocol.main(["--dry-run", "--out", str(out), "--seeds", "1", "--only", "cwd_dlv3p,cwd_r34_dlv3p"])
+    printed = capsys.readouterr().out
+    assert re.search(r"^\[teacher\] .*reference_teachers/", printed, re.M), "the ensemble reads the reference teacher"
+    jobs = [TODO.match(line) for line in printed.splitlines() if line.startswith("[todo] ")]
+    assert [(m[1], m[2], bool(m[3])) for m in jobs] == [
+        ("teacher_dlv3p", "0", False), ("cwd_dlv3p", "1", True), ("cwd_r34_dlv3p", "1", False)]
+    commands = {m[1]: m[4] for m in jobs}
+    assert "model=teacher_dlv3p_r34" in commands["teacher_dlv3p"]
+    dlv3p = f"{out}/teacher_dlv3p/seed0/checkpoints/last.ckpt"
+    assert f"teacher_ckpt={dlv3p}" in commands["cwd_dlv3p"]
+    assert "model@system.teacher.net=teacher_dlv3p_r34" in commands["cwd_dlv3p"]
+    ensemble = re.search(r"teacher_ckpts=\[([^\]]*)\]", commands["cwd_r34_dlv3p"])[1].split(",")
+    assert ensemble[0].endswith("checkpoints/last.ckpt") and "reference_teachers/" in ensemble[0]
+    assert ensemble[1] == dlv3p
+
+
 def test_budgets_scale_the_recipes_epochs_into_jobs_of_their_own(tmp_path, capsys):
     protocol.main(["--dry-run", "--out", str(tmp_path / "p"), "--seeds", "1", "--only", "scratch,cwd",
                    "--budgets", "scratch=1,1.25,2", "--budgets", "cwd=4"])
@@ -130,6 +148,9 @@ def test_a_cache_a_finished_run_read_is_not_built_again_so_no_job_runs_alone(tmp
     assert [alone for _, _, alone in planned(capsys, alone=True)] == [False, False], "the cache is there: side by side"
     protocol.main([*args, "--", "dataset.logit_cache.stride=2"])
     assert [alone for _, _, alone in planned(capsys, alone=True)] == [True, False], "another cache: built first"
+    half = "cwd_half=+experiment=offline_kd distill_paradigm=cwd teacher_cache=true teacher_scale=0.5"
+    protocol.main(["--dry-run", "--out", str(out), "--seeds", "1,2", "--recipe", half, "--only", "cwd_half"])
+    assert [alone for _, _, alone in planned(capsys, alone=True)] == [True, False], "the teacher at half size: built first"
 
 
 def test_the_recommended_recipe_is_the_measured_cwd_at_twice_the_student_budget(tmp_path):
