@@ -362,6 +362,20 @@ def test_predict_export_and_profile_take_the_networks_own_sizes(dlv3p_run, tmp_p
         profile(compose_config("profile", ["models=[teacher_fpn_r34]", "resolutions=[[48,96]]"], tmp_path / "p2"))
 
 
+def test_a_segformer_student_exports_to_onnx_that_answers_as_pytorch_does(tmp_path):
+    """A transformer encoder (mit_b0) traces to ONNX, and ONNX Runtime agrees with PyTorch at two sizes."""
+    from segkd.export import export
+
+    spec = {"_target_": "segkd.models.build_smp", "arch": "Segformer", "encoder_name": "mit_b0",
+            "encoder_weights": None, "decoder_segmentation_channels": 32, "classes": 19}
+    ckpt = write_net_checkpoint(tmp_path / "segformer.ckpt", spec)
+    report = export(compose_config("export", [f"ckpt_path={ckpt}", "input_size=[64,128]",
+                                              f"output={tmp_path / 'segformer.onnx'}"], tmp_path / "export"))
+    assert set(report["parity_max_abs_diff"]) == {"64x128", "32x64"}
+    assert max(report["parity_max_abs_diff"].values()) < 1e-4
+    assert "H, W multiples of 32" in report["inputs"]["image"] and (tmp_path / "segformer.onnx").stat().st_size > 0
+
+
 def test_bias_variance_decomposes_segformer_students(tmp_path, cache_dir):
     from segkd.bias_variance import bias_variance
 
