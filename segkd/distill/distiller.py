@@ -93,18 +93,24 @@ def check_signature(name: str, loss: nn.Module, inputs: Mapping[str, str], roles
 TERM_KEY = "distill_paradigm.terms.{name}"
 
 
-def term_weight(name: str, weight: Any) -> float:
-    """A term's weight: finite and >= 0 (a negative one would push the student away from its teacher)."""
+def non_negative_weight(key: str, value: Any, meaning: str) -> float:
+    """A weight set at ``key``: finite and >= 0, else one line saying so and what ``meaning`` it has."""
     import math
 
     try:
-        value = float(weight)
+        weight = float(value)
     except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{TERM_KEY.format(name=name)}.weight={weight}: a term's weight must be a finite number >= 0 "
-                         "(0 switches the term off; a negative weight pushes the student away from its teacher)")
-    return value
+        weight = math.nan
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"{key}.weight={value}: {meaning}")
+    return weight
+
+
+def term_weight(name: str, weight: Any) -> float:
+    """A term's weight (a negative one would push the student away from its teacher)."""
+    return non_negative_weight(TERM_KEY.format(name=name), weight,
+                               "a term's weight must be a finite number >= 0 (0 switches the term off; a negative "
+                               "weight pushes the student away from its teacher)")
 
 
 def build_loss(name: str, term: Mapping[str, Any]) -> nn.Module:

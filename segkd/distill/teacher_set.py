@@ -19,12 +19,11 @@ Everything here is checked when the system is built, each refusal one line that 
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from segkd.distill.distiller import parse_source
+from segkd.distill.distiller import non_negative_weight, parse_source
 from segkd.distill.ensemble import ENSEMBLE_MODES
 
 #: Settings of ``system.teacher`` that name one teacher: never shared with the teachers of a set.
@@ -68,14 +67,9 @@ def names_a_teacher(teacher: Optional[Mapping[str, Any]]) -> bool:
 
 
 def _weight(key: str, value: Any) -> float:
-    try:
-        weight = float(1.0 if value is None else value)
-    except (TypeError, ValueError):
-        weight = math.nan
-    if not math.isfinite(weight) or weight < 0:
-        raise ValueError(f"{key}.weight={value}: a teacher's weight must be a finite number >= 0 (1 by default; "
-                         "0 keeps the teacher out of the loss)")
-    return weight
+    return non_negative_weight(key, 1.0 if value is None else value,
+                               "a teacher's weight must be a finite number >= 0 (1 by default; 0 keeps the teacher out "
+                               "of the loss)")
 
 
 def _merged(shared: Mapping[str, Any], own: Mapping[str, Any]) -> dict:
