@@ -161,16 +161,32 @@ class Launched:
             self.process.wait()
 
 
+class _Runs(dict):
+    """Tutorial runs by name; one asked for that has not started starts then."""
+
+    def __init__(self, start) -> None:
+        super().__init__()
+        self.start = start
+
+    def __missing__(self, name: str) -> "Launched":
+        self[name] = self.start(name)
+        return self[name]
+
+
 @pytest.fixture(scope="session")
 def tutorial_runs(request, tmp_path_factory, cache_dir) -> dict[str, Launched]:
     """Every selected tutorial, started at once: they are independent (each in its own TMPDIR, as for a
     reader who follows only that one) and each runs one process at a time, so on two free cores
-    they finish together in about the time of the longest."""
+    they finish together in about the time of the longest. Under `make test`'s workers (pytest-xdist)
+    each one starts when its test asks for it instead: a worker cannot know which tests it will get,
+    and every worker starting all of them would run each tutorial once per worker."""
     if not PYTHON.exists():
         pytest.skip("the tutorials call .venv/bin/python; `make install` creates it")
-    selected = {item.originalname.removeprefix("test_") for item in request.session.items
-                if item.path == Path(__file__)} & TESTED
-    runs = {name: Launched(name, tmp_path_factory.mktemp(name), cache_dir) for name in sorted(selected)}
+    runs = _Runs(lambda name: Launched(name, tmp_path_factory.mktemp(name), cache_dir))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        selected = {item.originalname.removeprefix("test_") for item in request.session.items
+                    if item.path == Path(__file__)} & TESTED
+        runs.update({name: runs.start(name) for name in sorted(selected)})
     yield runs
     for run in runs.values():
         run.stop()
