@@ -55,20 +55,25 @@ def test_ddp_two_cpu_processes_report_the_single_process_miou(tmp_path, cache_di
 
 
 def test_sigkill_after_first_checkpoint_resumes_to_the_same_step_count(tmp_path, cache_dir):
-    # The teacher is slow enough per epoch that the kill lands mid-run, after the first checkpoint.
-    args = [*FAST, "model=teacher_r34", "trainer.max_epochs=4"]
+    args = [*FAST, "trainer.max_epochs=4"]  # 4 steps an epoch; last.ckpt is written at the end of each
     full = run_cli(args, tmp_path / "full", cache_dir)
 
+    # Held at the start of step 6 (scale_helpers.PauseAt), after the first epoch's checkpoint: the kill
+    # lands mid-run, mid-epoch, however fast or loaded the machine is.
     killed_dir = tmp_path / "killed"
-    last = killed_dir / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen(cli(args, killed_dir, cache_dir), cwd=ROOT, env=env_for(cache_dir),
+    last, paused = killed_dir / "checkpoints" / "last.ckpt", killed_dir / "paused"
+    held = ["+callbacks.pause._target_=scale_helpers.PauseAt", "+callbacks.pause.step=5",
+            f"+callbacks.pause.marker={paused}"]
+    proc = subprocess.Popen(cli([*args, *held], killed_dir, cache_dir), cwd=ROOT,
+                            env={**env_for(cache_dir), "PYTHONPATH": str(ROOT / "tests")},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while not last.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+    while not paused.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert last.exists(), "the run wrote a checkpoint before it was killed"
+    assert paused.exists() and last.exists(), "the run wrote a checkpoint before it was killed"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 4
     assert not (killed_dir / "summary.json").exists(), "the kill landed before the run finished"
     assert (killed_dir / "csv" / "metrics.csv").exists(), "logs written before the crash survive"
 
