@@ -85,13 +85,28 @@ def headline(summary: dict) -> dict[str, Any]:
     }
 
 
+#: The teacher network +experiment=offline_kd expects unless told otherwise (conf/experiment/offline_kd.yaml).
+OFFLINE_KD_TEACHER_MODEL = "teacher_r34"
+
+
+def teacher_net_override(summary: dict) -> str:
+    """What offline KD must be told of a teacher run's network, as an override ('' for the default
+    one): its preset, or the checkpoint's own network when the run changed the preset's arguments."""
+    model = summary.get("model")
+    if any(str(o).lstrip("+~").startswith("model.") for o in summary.get("overrides") or []):
+        return "system.teacher.net=null"
+    return f"model@system.teacher.net={model}" if model and model != OFFLINE_KD_TEACHER_MODEL else ""
+
+
 def next_steps(summary: dict, output_dir: Path) -> list[str]:
     """What a user runs after this run, printed under its table: segkd is for asking whether a
     distillation recipe beats the student trained alone, so a student's run points there."""
     fields = (summary.get("recipe") or {}).get("fields") or {}
     if fields.get("teacher"):
+        net = teacher_net_override(summary)
         return ["next: distil this teacher into a student: python -m segkd.run +experiment=offline_kd "
-                f"teacher_ckpt={summary.get('last_checkpoint')} distill_paradigm=cwd teacher_cache=true"]
+                f"{net + ' ' if net else ''}teacher_ckpt={summary.get('last_checkpoint')} distill_paradigm=cwd "
+                "teacher_cache=true"]
     if fields.get("distills"):
         return [f"next: pair it with the scratch student of the same seeds: python -m segkd.compare {output_dir.parent} "
                 "(or the whole question, seeds paired, at equal and matched cost: python -m segkd.protocol)"]

@@ -29,7 +29,7 @@ from segkd.distill.teacher import RescaledTeacher
 from segkd.inference import SegmentationPredictor
 from segkd.models import build_net, describe, num_classes, size_divisor
 from segkd.models.roles import missing_feature, role_refs
-from segkd.train import build_system, train
+from segkd.train import build_system, next_steps, train
 
 from conftest import FAST, compose_train, random_image, write_net_checkpoint, write_png
 
@@ -140,6 +140,35 @@ def test_a_deeplab_student_takes_a_step_too(teacher_ckpts, tmp_path, cache_dir):
 
 
 # ----------------------------------------------------------------------------- roles and the failure lines
+
+
+@pytest.mark.parametrize("model, overrides, expected", [
+    ("teacher_r34", [], None),
+    ("teacher_dlv3p_r34", [], "model@system.teacher.net=teacher_dlv3p_r34"),
+    ("teacher_dlv3p_r34", ["model.decoder_channels=128"], "system.teacher.net=null"),
+], ids=["unet", "deeplab", "deeplab-narrowed"])
+def test_a_teacher_runs_next_line_distils_it_whatever_its_network(model, overrides, expected, tmp_path, cache_dir):
+    """The line a teacher's run ends with (segkd.train.next_steps) is a command that distils that teacher:
+    offline KD expects teacher_r34, so another preset is named, and a preset with changed arguments
+    is read from the checkpoint itself. Without it, the command fails on the checkpoint (it did)."""
+    spec = to_plain(compose_train([*FAST, f"model={model}", *overrides], tmp_path / "spec", cache_dir).model)
+    ckpt = write_net_checkpoint(tmp_path / "teacher.ckpt", spec)
+    summary = {"model": model, "overrides": ["+experiment=teacher", f"model={model}", *overrides],
+               "recipe": {"fields": {"teacher": True}}, "last_checkpoint": str(ckpt)}
+    [line] = next_steps(summary, tmp_path)
+    command = line.split("python -m segkd.run ", 1)[1].split()
+    assert f"teacher_ckpt={ckpt}" in command
+    if expected is None:
+        assert not any("system.teacher.net" in c for c in command), line
+    else:
+        assert expected in command, line
+        bare = [c for c in command if c != expected]
+        cfg = compose_train([*FAST, *STEP, *bare], tmp_path / "bare", cache_dir)
+        with pytest.raises(ValueError, match="does not match the teacher config"):
+            build_system(cfg, build(cfg.dataset).class_names)
+    cfg = compose_train([*FAST, *STEP, *command], tmp_path / "run", cache_dir)
+    system = build_system(cfg, build(cfg.dataset).class_names)
+    assert describe(system.teacher).startswith("Unet" if model == "teacher_r34" else "DeepLabV3Plus")
 
 
 def test_roles_are_where_every_architecture_has_them(tmp_path, cache_dir):

@@ -26,7 +26,8 @@ another, and side by side they take little longer than the longest alone.
 
 After each run the test asserts what the tutorial's text promises: the new loss's terms in the
 run's summary and metrics, the dataset's classes in its metrics and its layout error, the
-comparison with paired seeds. Static checks (markers, outputs under ``$WORK``, a test per tutorial)
+comparison with paired seeds, the networks of other architectures each run trained and the line
+a paradigm that cannot apply prints. Static checks (markers, outputs under ``$WORK``, a test per tutorial)
 and a check that the loss tutorial's own test can fail run without a process.
 """
 
@@ -59,7 +60,8 @@ FENCE = re.compile(r"```(?P<lang>[\w-]*)")
 ATTRIBUTES = {"file", "id"}
 RUNNABLE = {"bash", "python"}
 #: Each tutorial and the test that runs it (a new tutorial without a test fails test_every_tutorial_is_run).
-TESTED = {"add_a_distillation_loss", "add_a_dataset", "paradigm_sweep", "distil_from_your_own_teacher"}
+TESTED = {"add_a_distillation_loss", "add_a_dataset", "paradigm_sweep", "distil_from_your_own_teacher",
+          "any_architecture"}
 
 
 @dataclass
@@ -385,3 +387,79 @@ def test_distil_from_your_own_teacher(tutorial_runs):
     wrong_weights = run.outputs["wrong-weights"]
     assert "does not fit my_teacher.MyTeacher" in wrong_weights and "stem.0.weight (16, 3, 3, 3) vs (8, 3, 3, 3)" in wrong_weights
     assert "exit status 1" in wrong_weights and "Traceback" not in wrong_weights
+
+
+def _finite_column(metrics: Path, column: str) -> list[float]:
+    """The logged values of ``column`` in a run's metrics.csv, asserted present and finite."""
+    with metrics.open() as f:
+        values = [float(r[column]) for r in csv.DictReader(f) if r.get(column)]
+    assert values and all(math.isfinite(v) for v in values), (metrics, column, values)
+    return values
+
+
+@pytest.mark.slow
+def test_any_architecture(tutorial_runs):
+    run = tutorial_runs["any_architecture"].result()
+    runs = run.work / "runs"
+
+    # 1. A DeepLabV3+ teacher, and the line it ends with names its network for offline KD.
+    teacher = json.loads((runs / "teacher_dlv3p" / "summary.json").read_text())
+    assert teacher["experiment"] == "teacher" and teacher["model"] == "teacher_dlv3p_r34"
+    assert teacher["global_step"] == 2 and teacher["val"]["mIoU"] is not None
+    config = yaml.safe_load((runs / "teacher_dlv3p" / "resolved_config.yaml").read_text())
+    assert config["model"]["arch"] == "DeepLabV3Plus" and config["model"]["encoder_output_stride"] == 16
+    hint = ("next: distil this teacher into a student: python -m segkd.run +experiment=offline_kd "
+            f"model@system.teacher.net=teacher_dlv3p_r34 teacher_ckpt={teacher['last_checkpoint']} ")
+    assert hint in run.outputs["teacher"], run.outputs["teacher"][-2000:]
+
+    # 2. It taught a SegFormer student through its logits (job 0) and its encoder features (job 1).
+    sweep = run.work / "sweeps" / "segformer"
+    for job, paradigm, terms in (("0", "cwd", ["cwd"]), ("1", "encoder", ["enc2", "enc3", "enc4"])):
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["experiment"] == "offline_kd" and summary["model"] == "student_segformer_b0"
+        assert f"paradigm:{paradigm}" in summary["tags"] and summary["global_step"] == 2
+        assert summary["val"]["mIoU"] is not None
+        # the teacher scored on val is the one its own run validated
+        assert summary["teacher"]["mIoU"] == pytest.approx(teacher["val"]["mIoU"], abs=1e-6)
+        config = yaml.safe_load((sweep / job / "resolved_config.yaml").read_text())
+        assert (config["model"]["arch"], config["model"]["encoder_name"]) == ("Segformer", "mit_b0")
+        assert config["system"]["teacher"]["net"]["arch"] == "DeepLabV3Plus"
+        assert sorted(config["system"]["distill"]["terms"]) == terms
+        for term in terms:
+            assert all(v >= 0 for v in _finite_column(sweep / job / "csv" / "metrics.csv", f"train/kd/{term}"))
+    assert run.outputs["connectors"].splitlines() == [
+        "enc2: the student's 32 channels -> the teacher's 64",
+        "enc3: the student's 64 channels -> the teacher's 128",
+        "enc4: the student's 160 channels -> the teacher's 256"]
+
+    # 3. A paradigm of UNet decoder blocks on a SegFormer: one line, exit status 1, nothing trained.
+    refused = run.outputs["decoder"]
+    assert ("segkd: error: distillation term 'dec1': the student, Segformer (mit_b0), has no module "
+            "'decoder.blocks.1' (a module of smp's Unet decoder): this term needs a Unet student; address features "
+            "by role instead (the student has encoder#2, encoder#3, encoder#4, encoder#5, decoder, logits), as "
+            "distill_paradigm=encoder, bottleneck, cwd and logits do (SEGKD_DEBUG=1 shows the traceback)") in refused
+    assert "exit status 1" in refused and "Traceback" not in refused
+    assert not (runs / "decoder" / "summary.json").exists()
+
+    # 4. The UNet and the DeepLabV3+ teach an FPN student as a mean ensemble, each cached on its own.
+    unet = json.loads((runs / "teacher_unet" / "summary.json").read_text())
+    assert unet["model"] == "teacher_r34"
+    summary = json.loads((runs / "ensemble" / "summary.json").read_text())
+    assert summary["experiment"] == "multi_teacher" and summary["model"] == "student_fpn_mnv2"
+    assert summary["global_step"] == 2 and summary["val"]["mIoU"] is not None
+    assert set(summary["teachers"]) == {"teacher0", "teacher1"}
+    assert summary["teachers"]["teacher0"]["mIoU"] == pytest.approx(unet["val"]["mIoU"], abs=1e-6)  # the UNet
+    assert summary["teachers"]["teacher1"]["mIoU"] == pytest.approx(teacher["val"]["mIoU"], abs=1e-6)  # the DLV3+
+    assert summary["teacher"]["mIoU"] is not None  # the ensemble
+    assert set(summary["cost"]["teacher_caches"]) == {"teacher0", "teacher1"}
+    config = yaml.safe_load((runs / "ensemble" / "resolved_config.yaml").read_text())
+    assert config["model"]["arch"] == "FPN" and config["system"]["ensemble"] == "mean"
+    assert config["system"]["teacher"]["net"] is None
+    assert [Path(c).parts[-3] for c in config["system"]["teachers"]] == ["teacher_unet", "teacher_dlv3p"]
+    metrics = runs / "ensemble" / "csv" / "metrics.csv"
+    assert all(v >= 0 for v in _finite_column(metrics, "train/kd/cwd"))
+    for name in ("teacher0", "teacher1"):
+        _finite_column(metrics, f"teacher/{name}/val/mIoU")
+    printed = run.outputs["teachers"]
+    assert "teacher0: val mIoU" in printed and "teacher1: val mIoU" in printed
+    assert "the ensemble (teacher): val mIoU" in printed and "teacher caches: ['teacher0', 'teacher1']" in printed
