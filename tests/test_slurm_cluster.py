@@ -50,7 +50,7 @@ def signals(log: Path) -> list[tuple[str, float]]:
     # only whole lines: the job may be writing one while it is read (an event seen without its time)
     for line in text.splitlines()[: text.count("\n")]:
         parts = line.split()
-        if len(parts) == 2:
+        if len(parts) >= 2:  # "start <time> restart=<n>" has a third
             out.append((parts[0], float(parts[1])))
     return out
 
@@ -75,7 +75,7 @@ def submit_low(slurm: SlurmCluster, tmp_path: Path, name: str, *extra: str, cpus
     job = slurm.sbatch("-p", slurm.low, "-c", str(cpus), "-J", name, "-o", tmp_path / f"{name}.out", *extra,
                        "--wrap", f"srun {step} {log}")
     slurm.wait_state(job, {"RUNNING"}, timeout=30)
-    wait_for(lambda: signals(log), 90, f"{name}'s step to start")  # slow to start when the suite runs beside
+    wait_for(lambda: signals(log), 30, f"{name}'s step to start")
     return job, log
 
 
@@ -134,7 +134,7 @@ def test_preemption_sigterm_grace_requeue_release(clean, tmp_path):
     high = submit_high(slurm, tmp_path)
 
     # at once: SIGTERM for the plain job, USR2 (not SIGTERM) for the one that asked for a warning signal
-    first = {name: wait_for(lambda log=log: signals(log)[1:], 60, f"{name}'s first signal")[0]
+    first = {name: wait_for(lambda log=log: signals(log)[1:], 30, f"{name}'s first signal")[0]
              for name, log in (("plain", plain_log), ("warned", warned_log))}
     assert first["plain"][0] == "TERM"
     assert first["warned"][0] == "USR2"
@@ -160,7 +160,7 @@ def test_preemption_sigterm_grace_requeue_release(clean, tmp_path):
     # ... unless released
     slurm.release(plain)
     slurm.wait_state(plain, {"RUNNING"}, timeout=30)
-    wait_for(lambda: "restart=1" in plain_log.read_text(), 90, "the released job's step to start again")
+    wait_for(lambda: "restart=1" in plain_log.read_text(), 30, "the released job's step to start again")
     assert slurm.job(warned)["JobState"] == "PENDING"
 
 
@@ -170,7 +170,7 @@ def test_preemption_without_user_signal_sends_sigterm(clean, tmp_path):
     slurm.set_preempt_user_signal(False)
     job, log = submit_low(slurm, tmp_path, "warned", "--signal=USR2@120", cpus=slurm.cpus)
     high = submit_high(slurm, tmp_path)
-    event = wait_for(lambda: signals(log)[1:], 60, "the first signal")[0]
+    event = wait_for(lambda: signals(log)[1:], 30, "the first signal")[0]
     assert event[0] == "TERM"
     assert slurm.job(job)["JobState"] == "RUNNING"  # in its grace time
     assert slurm.state(high) == "PENDING"
