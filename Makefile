@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # pytest workers of `make test`: one per core, at most 4 (each in-process test trains on one thread)
 TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 
-.PHONY: help install run test docs-figures clean
+.PHONY: help install run test test-study docs-figures clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -26,9 +26,14 @@ run: install  ## train the default student on the embedded SynthStreets data
 # Exit status 5 is pytest's "no test selected" (ARGS naming files of one kind only).
 test: install  ## run the whole test suite
 	@$(PY) -m pytest -m slurm $(ARGS) > .pytest-slurm.log 2>&1 & slurm=$$!; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slurm" $(ARGS); rest=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slurm and not study" $(ARGS); rest=$$?; \
 	wait $$slurm; slurm=$$?; echo "======== the Slurm tests (run beside the rest) ========"; cat .pytest-slurm.log; \
 	[ $$rest -eq 0 -o $$rest -eq 5 ] && [ $$slurm -eq 0 -o $$slurm -eq 5 ] && [ $$rest -eq 0 -o $$slurm -eq 0 ]
+
+# The tutorials of docs/tutorials and the docs' figure scripts, run end to end as a reader runs them
+# (marker `study`; one process, so the tutorials start together). CI runs them after `make test`.
+test-study: install  ## run the tutorials and docs scripts end to end
+	$(PY) -m pytest -m study $(ARGS)
 
 docs-figures: install  ## every figure and table of docs/ (ARCHITECTURE, DATASETS, METHODS), remade here
 	bash experiments/docs_figures.sh

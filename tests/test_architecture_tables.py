@@ -81,6 +81,7 @@ def test_stage_rows_match_the_network(report, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_the_script_writes_the_rows(report, tmp_path):
     """experiments/architecture_tables.py as ``make docs-figures`` runs it (one model, one small size):
     its per-model JSON holds the measured rows, its Markdown table names every row, presets.md is written."""

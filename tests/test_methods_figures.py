@@ -105,6 +105,7 @@ def test_dark_knowledge_groups_partition_the_valid_pixels(tree):
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_script_writes_figures_and_json(tree, tmp_path):
     out = tmp_path / "methods"
     done = run_script("--ckpt", str(write_net_checkpoint(tmp_path / "teacher.ckpt")), "--data", str(tree),

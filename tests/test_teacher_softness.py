@@ -89,6 +89,7 @@ def test_teacher_scores_are_segkds_metrics(tree, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_the_script_writes_the_scores_and_the_figure(tree, tmp_path):
     ckpt = write_net_checkpoint(tmp_path / "teacher.ckpt")
     write_runs(tmp_path / "runs", "scratch", {1: 0.2})

@@ -279,6 +279,7 @@ def _test_count(tutorial: str, suffix: str) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_add_a_distillation_loss(tutorial_runs):
     run = tutorial_runs["add_a_distillation_loss"].result()
     tests = _test_count("add_a_distillation_loss", "test_attention_transfer.py")
@@ -305,6 +306,7 @@ def test_add_a_distillation_loss(tutorial_runs):
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_add_a_dataset(tutorial_runs):
     run = tutorial_runs["add_a_dataset"].result()
 
@@ -328,6 +330,7 @@ def test_add_a_dataset(tutorial_runs):
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_paradigm_sweep(tutorial_runs):
     run = tutorial_runs["paradigm_sweep"].result()
     sweeps = run.work / "sweeps"
@@ -360,6 +363,7 @@ def test_paradigm_sweep(tutorial_runs):
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_distil_from_your_own_teacher(tutorial_runs):
     run = tutorial_runs["distil_from_your_own_teacher"].result()
     assert "saved ['my_teacher.pt', 'my_teacher.safetensors', 'my_teacher_scripted.pt']" in run.outputs["weights"]
@@ -398,6 +402,7 @@ def _finite_column(metrics: Path, column: str) -> list[float]:
 
 
 @pytest.mark.slow
+@pytest.mark.study
 def test_any_architecture(tutorial_runs):
     run = tutorial_runs["any_architecture"].result()
     runs = run.work / "runs"
