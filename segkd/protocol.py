@@ -206,9 +206,15 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
     needed = {name for name, _ in TEACHERS if wanted(name)
               or any("{" + name + "}" in o for _, recipe in taught for o in recipe)}
     teacher_overrides = ["+experiment=reference_teacher", *overrides]
+    reference: list[Path] = []  # the reference teacher's run dir, composed once when first needed
+
+    def reference_dir() -> Path:
+        if not reference:
+            reference.append(Path(str(compose(teacher_overrides, out / "teacher").reference_teacher_dir)))
+        return reference[0]
+
     if any("{reference}" in o for _, recipe in taught for o in recipe):
-        reference_dir = Path(str(compose(teacher_overrides, out / "teacher").reference_teacher_dir))
-        teacher_ckpts["reference"] = reference_dir / "checkpoints" / "last.ckpt"
+        teacher_ckpts["reference"] = reference_dir() / "checkpoints" / "last.ckpt"
 
     def jobs_of(name: str, recipe: list[str], seeds_: Sequence[str]) -> list[Job]:
         recipe = [o.format(**{k: str(v) for k, v in teacher_ckpts.items()}) for o in recipe]
@@ -237,7 +243,7 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
         j.needs_reference_teacher = _reads_reference_teacher(configs[id(j)])
     teacher_dir = None
     if any(j.needs_reference_teacher for j in first + later if not j.done):
-        teacher_dir = Path(str(compose(teacher_overrides, out / "teacher").reference_teacher_dir))
+        teacher_dir = reference_dir()
     todo = [j for j in first if not j.done]
     todo_later = [j for j in later if not j.done]
     # Each stage runs its cache builders alone, then the rest side by side: the first cached job builds
