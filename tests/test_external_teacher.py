@@ -237,11 +237,11 @@ def test_the_cache_replays_the_live_external_teacher(make_cfg, tmp_path):
     datamodule.prepare_data()
     datamodule.setup("fit")
     system = build_system(cfg, datamodule.class_names)
-    teacher = system.teacher
+    teacher, member = system.teacher, system.members["teacher"]
     kwargs = dict(dataset=datamodule.plain_train_set(), num_classes=19, cache_dir=tmp_path / "logits", batch_size=4,
-                  teacher_net=system.teacher_net_name, normalisation=datamodule.normalisation)
-    cache = open_or_build(teacher, system.teacher_checkpoint, **kwargs)
-    assert cache.meta["teacher_net"] == system.teacher_net_name and system.teacher_net_name.startswith("external:")
+                  teacher_net=member.net_name, normalisation=datamodule.normalisation)
+    cache = open_or_build(teacher, member.checkpoint, **kwargs)
+    assert cache.meta["teacher_net"] == member.net_name and member.net_name.startswith("external:")
     datamodule.attach_train_extra(cache)
     for index in range(3):
         sample = datamodule.train_set[(index, sample_seed(0, 0, index))]
@@ -252,7 +252,7 @@ def test_the_cache_replays_the_live_external_teacher(make_cfg, tmp_path):
     # Another label map is another teacher: another cache key.
     other_map = write_map(tmp_path, MAP_21.replace("19: road", "19: null"), "other.yaml")
     other, identity = load_external_teacher(spec(weights, other_map, classes=21), datamodule.class_names)
-    assert identity != system.teacher_net_name
+    assert identity != member.net_name
     assert open_or_build(other, weights, **{**kwargs, "teacher_net": identity}).path != cache.path
 
 

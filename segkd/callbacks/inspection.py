@@ -56,18 +56,6 @@ def networks_to_compare(pl_module: L.LightningModule) -> Iterator[dict[str, nn.M
         yield nets
 
 
-def unwrapped(net: nn.Module) -> nn.Module:
-    """The network whose module paths the configs name (a rescaled teacher wraps it). Of an ensemble
-    of teachers, its first teacher's: hooks on it fire when the ensemble answers, so the pictures show
-    that teacher's layers beside the ensemble's predictions."""
-    from segkd.distill.ensemble import TeacherEnsemble
-    from segkd.distill.teacher import RescaledTeacher
-
-    if isinstance(net, TeacherEnsemble):
-        return unwrapped(next(iter(net.members.values())))
-    return net.net if isinstance(net, RescaledTeacher) else net
-
-
 @contextmanager
 def eval_mode(nets: Sequence[nn.Module]) -> Iterator[None]:
     """Eval mode and no gradients for the duration; each network's own mode restored afterwards."""

@@ -9,7 +9,8 @@ from typing import Optional, Sequence
 import lightning as L
 from lightning.pytorch import Callback
 
-from segkd.callbacks.inspection import eval_mode, fixed_val_batch, input_rgb, networks_to_compare, save_and_log, unwrapped
+from segkd.callbacks.inspection import eval_mode, fixed_val_batch, input_rgb, networks_to_compare, save_and_log
+from segkd.distill.teacher import unwrapped
 from segkd.distill.features import FeatureRecorder
 from segkd.visual.knowledge import AGREEMENT_LEGEND
 from segkd.visual.panels import knowledge_panels, layer_columns, layer_panels, prediction_panels

@@ -13,6 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from segkd.distill.ensemble import TeacherEnsemble
 from segkd.functional.resize import at_scale, padded_logits
 from segkd.models.architectures import size_divisor
 from segkd.models.checkpoint import MAIN_NET, load_net, net_specs, read_checkpoint, spec_mismatch
@@ -118,3 +119,12 @@ class RescaledTeacher(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return at_scale(lambda view: padded_logits(self.net, view, self.size_divisor), images, self.scale)
+
+
+def unwrapped(net: nn.Module) -> nn.Module:
+    """The network whose module paths the configs name (a rescaled teacher wraps it). Of an ensemble
+    of teachers, its first teacher's: hooks on it fire when the ensemble answers, so the pictures show
+    that teacher's layers beside the ensemble's predictions."""
+    if isinstance(net, TeacherEnsemble):
+        return unwrapped(next(iter(net.members.values())))
+    return net.net if isinstance(net, RescaledTeacher) else net

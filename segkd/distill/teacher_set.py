@@ -45,11 +45,13 @@ class TeacherEntry:
     spec: dict
     weight: float = 1.0
     distill: Optional[dict] = None
+    #: Where the user sets it, when not under ``system.teachers`` (the one teacher: ``system.teacher``).
+    where: Optional[str] = None
 
     @property
     def key(self) -> str:
         """Where the user sets it."""
-        return f"system.teachers.{self.name}"
+        return self.where or f"system.teachers.{self.name}"
 
 
 def ensemble_mode(value: Any) -> Optional[str]:
@@ -153,6 +155,12 @@ def teacher_entries(teacher: Optional[Mapping[str, Any]], teachers: Any, ensembl
     if ensemble is not None:
         refuse_features_of_ensemble(distill, ensemble)
     return entries
+
+
+def one_teacher(teacher: Optional[Mapping[str, Any]]) -> TeacherEntry:
+    """``system.teacher`` as the one entry of a set: what the system builds, scores and caches alike for
+    one teacher or several."""
+    return TeacherEntry("teacher", copy.deepcopy(dict(teacher or {})), where="system.teacher")
 
 
 def terms_reading_teacher_features(distill: Optional[Mapping[str, Any]]) -> list[str]:

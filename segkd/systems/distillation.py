@@ -15,9 +15,9 @@ from segkd.config import to_plain
 from segkd.distill.distiller import Distiller
 from segkd.distill.ensemble import TeacherEnsemble, without_prior
 from segkd.distill.external_teacher import load_external_teacher, refuse_features_of_scripted
-from segkd.distill.teacher import RescaledTeacher, Teacher, load_teacher, return_freed_memory
+from segkd.distill.teacher import RescaledTeacher, Teacher, load_teacher, return_freed_memory, unwrapped
 from segkd.distill.teacher_cache import TeacherLogitCache, open_or_build
-from segkd.distill.teacher_set import (TeacherEntry, ensemble_mode, teacher_entries,
+from segkd.distill.teacher_set import (TeacherEntry, ensemble_mode, one_teacher, teacher_entries,
                                        terms_reading_teacher_features)
 from segkd.metrics import NetScores
 from segkd.models import measure_complexity, size_divisor
@@ -42,7 +42,7 @@ def _input_scale(value: Any, key: str = "teacher_scale={value} (system.teacher.i
 
 @dataclass
 class _Member:
-    """One frozen teacher of a set (``system.teachers``), as the system keeps it."""
+    """One frozen teacher (the one of ``system.teacher``, or one of ``system.teachers``), as the system keeps it."""
 
     entry: TeacherEntry
     #: What keys its cache: its checkpoint, or an external teacher's weights file.
@@ -54,6 +54,10 @@ class _Member:
     cache_options: dict
     #: The teacher as training sees it (rescaled when it has an input scale); None once its cache let it go.
     net: Optional[nn.Module]
+    #: The setting that names its checkpoint, for errors (``teacher_ckpt`` for the one teacher).
+    ckpt_key: str
+    #: The sample field its cache fills.
+    field: str
     cache_info: Optional[dict] = None
     scores: Optional[dict] = None
 
@@ -98,8 +102,8 @@ class DistillationSystem(SystemBase):
     label map and output key); it brings no class weights, so ``prior_correction`` changes nothing.
 
     **Several teachers** (``teachers``, segkd.distill.teacher_set): each is loaded, frozen, kept out of
-    the module tree, corrected, rescaled and cached (under its own key) exactly as the one teacher
-    is, and scored on val (``teacher/<name>/val/*``). With ``ensemble`` null each teaches through
+    the module tree, corrected, rescaled and cached (under its own key) by the same code as the one
+    teacher, which is a set of one (``members["teacher"]``), and scored on val (``teacher/<name>/val/*``). With ``ensemble`` null each teaches through
     its own copy of the terms (``distillers[name]``, their connectors its own), weighted by its
     weight (``train/kd/<term>/<name>``); with ``mean`` or ``confident`` they teach as one
     (segkd.distill.ensemble.TeacherEnsemble, its logits built from theirs, live or replayed alike)
@@ -128,87 +132,77 @@ class DistillationSystem(SystemBase):
         teacher, distill, schedule, teachers = (to_plain(x) for x in (teacher, distill, schedule, teachers))
         probe_size = list(probe_size)
         super().__init__(net, class_names, loss, optimizer, scheduler, ignore_index)
-        #: The teachers of a set, by name (empty: the one teacher of ``teacher``).
+        self.ensemble_mode = ensemble_mode(ensemble)
+        #: ``system.teachers`` is set: names in logs, sample fields and summary.json are per teacher.
+        self.several = teachers is not None
+        if not self.several and self.ensemble_mode is not None:
+            raise ValueError(f"system.ensemble={ensemble} combines several teachers, but system.teachers is not "
+                             "set; name them there (+experiment=multi_teacher teacher_ckpts=[a.ckpt,b.ckpt])")
+        entries = (teacher_entries(teacher, teachers, self.ensemble_mode, distill) if self.several
+                   else [one_teacher(teacher)])
+        #: The frozen teachers by name (one teacher: ``teacher``), each loaded, checked and cached alike.
         self.members: dict[str, _Member] = {}
-        self.ensemble_mode: Optional[str] = None
+        for i, entry in enumerate(entries):
+            member, log_prior = self._member(entry, distill)
+            self.members[entry.name] = member
+            #: Each teacher's prior correction (None: none), a buffer so that it moves with the system.
+            self.register_buffer(f"teacher_log_prior_{i}", log_prior, persistent=False)
         self.__dict__["ensemble"] = None  # several teachers answering as one (not a submodule either)
-        if teachers is not None:
-            self._init_teacher_set(teacher, teachers, ensemble, distill, probe_size)
-        else:
-            if ensemble is not None:
-                raise ValueError(f"system.ensemble={ensemble} combines several teachers, but system.teachers is not "
-                                 "set; name them there (+experiment=multi_teacher teacher_ckpts=[a.ckpt,b.ckpt])")
-            self._init_teacher(teacher or {}, distill, probe_size)
-        self.teacher_cache_info: Optional[dict] = None
+        if self.ensemble_mode is not None:
+            self.__dict__["ensemble"] = TeacherEnsemble(
+                {n: m.net for n, m in self.members.items()}, {n: m.entry.weight for n, m in self.members.items()},
+                self.ensemble_mode, {n: self._log_prior(n) for n in self.members})
+        if self.several and self.ensemble is None:  # each teaches through its own copy of the terms
+            self.distillers = nn.ModuleDict({
+                name: Distiller((m.entry.distill or distill).get("terms") or {},
+                                {"student": self.net, "teacher": unwrapped(m.net)},
+                                probe_size, size_key="dataset.crop_size")
+                for name, m in self.members.items()})
+        else:  # the one teacher, or the ensemble, teaches through the system's terms
+            taught = self.ensemble if self.ensemble is not None else unwrapped(self._taught())  # hooks: its own paths
+            self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": taught},
+                                       probe_size, size_key="dataset.crop_size")
+        if self.ensemble is None:
+            for name, member in self.members.items():
+                self._refuse_features_of(self._distiller_of(name), member.entry.key, member.input_scale,
+                                         bool(member.cache_options.get("enabled")))
+        self.__dict__["teacher"] = self._taught()  # not a submodule: see the class docstring
         self.schedule = instantiate(schedule)
-        self.teacher_scores_of = NetScores(class_names, ignore_index)
         self.teacher_scores: Optional[dict] = None
 
-    def _init_teacher(self, teacher: dict, distill: dict, probe_size: list) -> None:
-        """The one teacher of ``teacher`` (class docstring)."""
-        self.teacher_net_name = teacher.get("checkpoint_net") or MAIN_NET
-        self.teacher_spec = teacher
-        self.teacher_checkpoint = teacher.get("checkpoint")
-        self.external_teacher = teacher.get("external") or None
-        loaded = self._load_teacher()
-        teacher_net = loaded.net
-        if self.external_teacher:
+    def _member(self, entry: TeacherEntry, distill: dict) -> tuple[_Member, Optional[Tensor]]:
+        """One teacher loaded, frozen and checked (class docstring), and its log prior (None: no correction)."""
+        spec, ckpt_key = entry.spec, f"{entry.key}.checkpoint" if self.several else "teacher_ckpt"
+        loaded = self._load_teacher(spec, ckpt_key)
+        checkpoint, net_name = spec.get("checkpoint"), spec.get("checkpoint_net") or MAIN_NET
+        if spec.get("external"):
             # The cache and the reports name it by its weights file and its identity (factory, label map).
-            self.teacher_checkpoint, self.teacher_net_name = self.external_teacher["weights"], loaded.spec["identity"]
-            refuse_features_of_scripted(teacher_net, terms_reading_teacher_features(distill))
-        #: log of the teacher's training class weights, subtracted from its logits (None: no correction).
-        self.register_buffer("teacher_log_prior", self._log_prior(teacher, loaded), persistent=False)
-        self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": teacher_net}, probe_size,
-                                   size_key="dataset.crop_size")
-        #: What the teacher's inputs are padded to (it may be let go for its cache; its divisor stays).
-        self.teacher_size_divisor = size_divisor(teacher_net)
-        self.teacher_input_scale = _input_scale(teacher.get("input_scale"))
-        self._refuse_features_of(self.distiller, "system.teacher", self.teacher_input_scale,
-                                 bool((teacher.get("cache") or {}).get("enabled")))
-        self.__dict__["teacher"] = self._as_seen(teacher_net)  # not a submodule: see the class docstring
-        self.cache_options = dict(teacher.get("cache") or {})
-
-    def _init_teacher_set(self, teacher: Optional[dict], teachers: Any, ensemble: Optional[str], distill: dict,
-                          probe_size: list) -> None:
-        """Several teachers (class docstring): each loaded and checked as the one teacher is."""
-        self.ensemble_mode = ensemble_mode(ensemble)
-        entries = teacher_entries(teacher, teachers, self.ensemble_mode, distill)
-        priors = {}
-        for entry in entries:
-            loaded = self._load_teacher(entry.spec, entry.key)
-            checkpoint, net_name = entry.spec.get("checkpoint"), entry.spec.get("checkpoint_net") or MAIN_NET
-            if entry.spec.get("external"):
-                checkpoint, net_name = entry.spec["external"]["weights"], loaded.spec["identity"]
-                refuse_features_of_scripted(loaded.net, terms_reading_teacher_features(entry.distill or distill))
-            scale = _input_scale(entry.spec.get("input_scale"), f"{entry.key}.input_scale={{value}}")
-            priors[entry.name] = self._log_prior(entry.spec, loaded)
-            self.members[entry.name] = _Member(entry, str(checkpoint), net_name, scale, size_divisor(loaded.net),
-                                               dict(entry.spec.get("cache") or {}),
-                                               self._as_seen(loaded.net, scale))
-        if self.ensemble_mode is not None:
-            team = TeacherEnsemble({n: m.net for n, m in self.members.items()},
-                                   {n: m.entry.weight for n, m in self.members.items()}, self.ensemble_mode, priors)
-            self.__dict__["ensemble"] = team  # not a submodule, as the one teacher is not
-            self.distiller = Distiller(distill.get("terms") or {}, {"student": self.net, "teacher": team}, probe_size,
-                                       size_key="dataset.crop_size")
-            self.__dict__["teacher"] = team
-            return
-        self.distillers = nn.ModuleDict()
-        for i, (name, member) in enumerate(self.members.items()):
-            #: Each teacher's prior correction (None: none), a buffer so that it moves with the system.
-            self.register_buffer(f"teacher_log_prior_{i}", priors[name], persistent=False)
-            terms = (member.entry.distill or distill).get("terms") or {}
-            self.distillers[name] = Distiller(terms, {"student": self.net, "teacher": member.net}, probe_size,
-                                              size_key="dataset.crop_size")
-            self._refuse_features_of(self.distillers[name], member.entry.key, member.input_scale,
-                                     bool(member.cache_options.get("enabled")))
-        self.__dict__["teacher"] = next(iter(self.members.values())).net  # the best on val, once scored
-
-    @staticmethod
-    def _log_prior(spec: dict, loaded: Teacher) -> Optional[Tensor]:
+            checkpoint, net_name = spec["external"]["weights"], loaded.spec["identity"]
+            refuse_features_of_scripted(loaded.net, terms_reading_teacher_features(entry.distill or distill))
+        scale = (_input_scale(spec.get("input_scale"), f"{entry.key}.input_scale={{value}}") if self.several
+                 else _input_scale(spec.get("input_scale")))
+        log_prior = None
         if spec.get("prior_correction") and loaded.class_weights is not None:
-            return loaded.class_weights.clamp_min(1e-12).log().view(1, -1, 1, 1)
-        return None
+            log_prior = loaded.class_weights.clamp_min(1e-12).log().view(1, -1, 1, 1)
+        member = _Member(entry, str(checkpoint), net_name, scale, size_divisor(loaded.net),
+                         dict(spec.get("cache") or {}), self._as_seen(loaded.net, scale), ckpt_key,
+                         f"teacher_logits/{entry.name}" if self.several else "teacher_logits")
+        return member, log_prior
+
+    def _log_prior(self, name: str) -> Optional[Tensor]:
+        """Teacher ``name``'s prior correction (None: none)."""
+        return getattr(self, f"teacher_log_prior_{list(self.members).index(name)}")
+
+    def _distiller_of(self, name: str) -> Distiller:
+        """The terms teacher ``name`` teaches through: its own, or the system's."""
+        return self.distillers[name] if self.several and self.ensemble is None else self.distiller
+
+    def _taught(self) -> Optional[nn.Module]:
+        """``teacher``: the one teacher, the ensemble (None once a cache let one of its teachers go: it
+        cannot answer live), or, when each teaches on its own, the best of them on val."""
+        if self.ensemble is not None:
+            return self.ensemble if all(m.net is not None for m in self.members.values()) else None
+        return self._best_member().net
 
     @staticmethod
     def _refuse_features_of(distiller: Distiller, key: str, input_scale: float, cached: bool) -> None:
@@ -228,42 +222,45 @@ class DistillationSystem(SystemBase):
 
     @property
     def size_divisor(self) -> int:
-        """Val images are read by the student and the teacher alike: a multiple of both divisors."""
-        if self.members:
-            return math.lcm(super().size_divisor, *(m.size_divisor for m in self.members.values()))
-        return math.lcm(super().size_divisor, self.teacher_size_divisor)
+        """Val images are read by the student and the teachers alike: a multiple of every divisor."""
+        return math.lcm(super().size_divisor, *(m.size_divisor for m in self.members.values()))
 
-    def _load_teacher(self, spec: Optional[dict] = None, key: Optional[str] = None) -> Teacher:
-        spec = self.teacher_spec if spec is None else spec
+    def _load_teacher(self, spec: dict, ckpt_key: str) -> Teacher:
         if spec.get("external"):
             net, identity = load_external_teacher(spec["external"], self.hparams.class_names)
             return Teacher(net, {**spec["external"], "identity": identity}, None)
-        name = spec.get("checkpoint_net") or MAIN_NET
-        if key is None:
-            return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"), name)
-        return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"), name,
-                            key=f"{key}.checkpoint")
+        return load_teacher(spec.get("checkpoint"), spec.get("net"), spec.get("train_command"),
+                            spec.get("checkpoint_net") or MAIN_NET, key=ckpt_key)
 
-    def _as_seen(self, teacher_net: nn.Module, scale: Optional[float] = None) -> nn.Module:
+    @staticmethod
+    def _as_seen(teacher_net: nn.Module, scale: float) -> nn.Module:
         """The teacher as training sees it (rescaled input when ``input_scale`` != 1)."""
-        scale = self.teacher_input_scale if scale is None else scale
-        if scale != 1.0:
-            return RescaledTeacher(teacher_net, scale)
-        return teacher_net
+        return RescaledTeacher(teacher_net, scale) if scale != 1.0 else teacher_net
 
-    def _member_log_prior(self, name: str) -> Optional[Tensor]:
-        """Teacher ``name``'s prior correction, when the teachers teach separately."""
-        return getattr(self, f"teacher_log_prior_{list(self.members).index(name)}")
+    def _reloaded(self, member: _Member) -> nn.Module:
+        """Teacher ``member`` as training saw it, loaded again (its cache let it go)."""
+        return self._as_seen(self._load_teacher(member.entry.spec, member.ckpt_key).net, member.input_scale)
+
+    @property
+    def teacher_cache_info(self) -> Optional[dict]:
+        """The one teacher's cache (summary.json's ``teacher_cache``; None: live, or several teachers)."""
+        return None if self.several else self.members["teacher"].cache_info
 
     @property
     def teachers_scores(self) -> Optional[dict[str, Optional[dict]]]:
         """Each teacher's val scores by name (None: one teacher)."""
-        return {n: m.scores for n, m in self.members.items()} if self.members else None
+        return {n: m.scores for n, m in self.members.items()} if self.several else None
+
+    @property
+    def teacher_caches_info(self) -> Optional[dict[str, dict]]:
+        """Each cached teacher's cache (summary.json's ``teacher_caches``; None: none, or one teacher)."""
+        caches = {n: m.cache_info for n, m in self.members.items() if m.cache_info is not None}
+        return caches if self.several and caches else None
 
     @property
     def teacher_label(self) -> str:
         """What ``teacher`` is, in words (the teacher report's titles)."""
-        if not self.members:
+        if not self.several:
             return "teacher"
         if self.ensemble_mode is not None:
             return f"{self.ensemble_mode} of {len(self.members)} teachers"
@@ -281,17 +278,12 @@ class DistillationSystem(SystemBase):
         if self.teacher is not None:
             yield self.teacher
             return
-        if not self.members:
-            teacher = self._as_seen(self._load_teacher().net)
-        elif self.ensemble is not None:
+        if self.ensemble is not None:
             kept = self.ensemble
-            nets = {n: m.net if m.net is not None else self._as_seen(self._load_teacher(m.entry.spec, m.entry.key).net,
-                                                                     m.input_scale)
-                    for n, m in self.members.items()}
+            nets = {n: m.net if m.net is not None else self._reloaded(m) for n, m in self.members.items()}
             teacher = TeacherEnsemble(nets, kept.weights, kept.mode, {n: kept.log_prior(n) for n in nets})
         else:
-            best = self._best_member()
-            teacher = self._as_seen(self._load_teacher(best.entry.spec, best.entry.key).net, best.input_scale)
+            teacher = self._reloaded(self._best_member())
         teacher = teacher.to(self.device).eval()
         try:
             yield teacher
@@ -301,8 +293,6 @@ class DistillationSystem(SystemBase):
 
     def _frozen_modules(self) -> list[nn.Module]:
         """Every frozen network still held, each once (an ensemble holds its live members)."""
-        if not self.members:
-            return [self.teacher] if self.teacher is not None else []
         if self.ensemble is not None:
             return [self.ensemble]
         return [m.net for m in self.members.values() if m.net is not None]
@@ -315,12 +305,10 @@ class DistillationSystem(SystemBase):
 
     def __getstate__(self) -> dict:
         # Copies of the system (weight averaging's AveragedModel, pickling) hold the student side only:
-        # the frozen teacher is not state of this system, and a copy of it would double its memory.
+        # the frozen teachers are not state of this system, and a copy of them would double their memory.
         state = super().__getstate__()
-        state["teacher"] = None
-        if self.members:
-            state["ensemble"] = None
-            state["members"] = {n: replace(m, net=None) for n, m in self.members.items()}
+        state["teacher"] = state["ensemble"] = None
+        state["members"] = {n: replace(m, net=None) for n, m in self.members.items()}
         return state
 
     def train(self, mode: bool = True):
@@ -330,52 +318,32 @@ class DistillationSystem(SystemBase):
         return self
 
     def setup(self, stage: str) -> None:
+        """Score every teacher once, then build or open each cached teacher's cache and let it go: training
+        reads the cache, so nothing needs that teacher any more and its memory is returned."""
         super().setup(stage)
-        if self.members:
-            if stage == "fit":
-                self._set_up_teacher_set()
+        if stage != "fit":
             return
-        if stage != "fit" or self.teacher is None:  # a second fit of a cached system: already set up
-            return
-        self.teacher.to(self.trainer.strategy.root_device)
-        if self.teacher_scores is None:
-            self.teacher_scores = self._score_teacher()
-        if self.cache_options.get("enabled"):
-            cache = self._teacher_cache(self.teacher, self.teacher_checkpoint, self.teacher_net_name,
-                                        self.teacher_input_scale, self.teacher_size_divisor, self.cache_options)
-            self.trainer.datamodule.attach_train_extra(cache)
-            self.teacher_cache_info = cache.summary()
-            # Training reads the cache; nothing needs the teacher any more, so its memory is returned.
-            self.distiller.release("teacher")
-            self.__dict__["teacher"] = None
-            return_freed_memory(self.trainer.strategy.root_device)
-
-    def _set_up_teacher_set(self) -> None:
-        """Score every teacher once, then build or open each cached teacher's cache and let it go."""
         device = self.trainer.strategy.root_device
         for module in self._frozen_modules():
             module.to(device)
         if self.teacher_scores is None:
-            self._score_teacher_set()
+            self._score_teachers()
         let_go = False
         for name, member in self.members.items():
             if not member.cache_options.get("enabled") or member.net is None:
                 continue  # live, or a second fit of a cached system: already set up
-            cache = self._teacher_cache(member.net, member.checkpoint, member.net_name, member.input_scale,
-                                        member.size_divisor, member.cache_options)
-            self.trainer.datamodule.attach_train_extra(cache.for_teacher(name))
+            cache = self._teacher_cache(member)
+            self.trainer.datamodule.attach_train_extra(cache.for_teacher(name) if self.several else cache)
             member.cache_info = cache.summary()
             member.net, let_go = None, True
             if self.ensemble is not None:
                 self.ensemble.release(name)
             else:
-                self.distillers[name].release("teacher")
-        if self.ensemble is None:
-            self.__dict__["teacher"] = self._best_member().net
-        elif any(m.net is None for m in self.members.values()):
-            self.__dict__["teacher"] = None  # the ensemble cannot answer live; inspection reloads it
-            if all(m.net is None for m in self.members.values()) and "teacher" in self.distiller.recorders:
-                self.distiller.release("teacher")
+                self._distiller_of(name).release("teacher")
+        self.__dict__["teacher"] = self._taught()
+        if (self.ensemble is not None and all(m.net is None for m in self.members.values())
+                and "teacher" in self.distiller.recorders):
+            self.distiller.release("teacher")
         if let_go:
             return_freed_memory(device)
 
@@ -388,88 +356,65 @@ class DistillationSystem(SystemBase):
             yield batch
 
     @torch.no_grad()
-    def _score_teacher(self) -> dict:
-        """The teacher's scores on the whole val split, once, before training (reduced over DDP ranks)."""
+    def _score_teachers(self) -> None:
+        """Each teacher's scores on the whole val split, once, before training (reduced over DDP ranks),
+        and an ensemble's from the same passes (its logits combined from theirs). ``teacher_scores`` is
+        the ensemble's, or the best teacher's (the one teacher's)."""
         device = self.trainer.strategy.root_device
-        scores = self.teacher_scores_of.to(device)
-        for batch in self._val_batches():
-            scores.update(self.teacher(batch["image"].to(device)), batch["mask"].to(device))
-        return scores.compute_and_reset(details=True)  # + calibration bins and per-class errors
-
-    @torch.no_grad()
-    def _score_teacher_set(self) -> None:
-        """Each teacher's val scores, and the ensemble's from the same passes (its logits combined from
-        theirs); ``teacher_scores`` is the ensemble's, or the best teacher's when each teaches on its own."""
-        device = self.trainer.strategy.root_device
-        names = list(self.members)
-        scores = {name: NetScores(self.hparams.class_names, self.hparams.ignore_index).to(device) for name in names}
-        team = self.teacher_scores_of.to(device)
+        scores = {name: NetScores(self.hparams.class_names, self.hparams.ignore_index).to(device)
+                  for name in self.members}
+        team = NetScores(self.hparams.class_names, self.hparams.ignore_index).to(device)
         for batch in self._val_batches():
             images, mask = batch["image"].to(device), batch["mask"].to(device)
-            logits = {name: self.members[name].net(images) for name in names}
-            for name in names:
+            logits = {name: member.net(images) for name, member in self.members.items()}
+            for name in self.members:
                 scores[name].update(logits[name], mask)
             if self.ensemble is not None:
                 team.update(self.ensemble.combine(logits), mask)
-        for name in names:
-            self.members[name].scores = scores[name].compute_and_reset(details=True)
+        for name, member in self.members.items():  # + calibration bins and per-class errors
+            member.scores = scores[name].compute_and_reset(details=True)
         if self.ensemble is not None:
             self.teacher_scores = team.compute_and_reset(details=True)
         else:
             self.teacher_scores = self._best_member().scores
 
-    def _teacher_cache(self, teacher: nn.Module, checkpoint: str, net_name: str, input_scale: float,
-                       divisor: int, options: dict) -> TeacherLogitCache:
+    def _teacher_cache(self, member: _Member) -> TeacherLogitCache:
         """Open (or, on rank 0, build) one teacher's cache, which the datamodule then has each train
         sample carry (``attach_train_extra``)."""
-        datamodule, strategy = self.trainer.datamodule, self.trainer.strategy
+        datamodule, strategy, options = self.trainer.datamodule, self.trainer.strategy, member.cache_options
         kwargs = dict(
-            teacher_checkpoint=checkpoint, dataset=datamodule.plain_train_set(divisor),
+            teacher_checkpoint=member.checkpoint, dataset=datamodule.plain_train_set(member.size_divisor),
             normalisation=datamodule.normalisation,
             num_classes=len(self.hparams.class_names), cache_dir=options["dir"], path=options.get("path"),
             stride=int(options.get("stride") or 1), top_k=options.get("top_k"), flip=bool(options.get("flip", True)),
             batch_size=int(options.get("batch_size") or 8), num_workers=datamodule.num_workers,
-            device=strategy.root_device, teacher_net=net_name, input_scale=input_scale,
+            device=strategy.root_device, teacher_net=member.net_name, input_scale=member.input_scale,
         )
-        cache = open_or_build(teacher, build=True, **kwargs) if self.trainer.is_global_zero else None
+        cache = open_or_build(member.net, build=True, **kwargs) if self.trainer.is_global_zero else None
         strategy.barrier("teacher_cache")  # the other ranks open what rank 0 built
         if cache is None:
-            cache = open_or_build(teacher, build=False, **kwargs)
+            cache = open_or_build(member.net, build=False, **kwargs)
         return cache
-
-    @property
-    def teacher_caches_info(self) -> Optional[dict[str, dict]]:
-        """Each cached teacher's cache (summary.json's ``teacher_caches``; None: none, or one teacher)."""
-        caches = {n: m.cache_info for n, m in self.members.items() if m.cache_info is not None}
-        return caches or None
 
     def forward_gmacs(self, input_size: Sequence[int]) -> dict[str, dict[str, float]]:
         """The student and the distillation terms are trained; a live teacher runs forward only. A
         cached teacher runs no pass at training time: its one pass over the train split is the
         cache's build cost, recorded once in the cache (``build_gmacs``), not charged to each run.
-        Called before fit, while the teacher is still loaded. With several teachers each live one is
+        Called before fit, while the teachers are still loaded. With several teachers each live one is
         charged its own forward (``teacher/<name>``) and each teacher's terms count."""
         forward = super().forward_gmacs(input_size)
-        if self.members:
-            if any(m.net is None for m in self.members.values()):
-                raise RuntimeError("forward_gmacs needs the teachers; call it before fit lets a cached teacher go")
-            if self.ensemble is not None:
-                terms = self.distiller.terms_gmacs({"student": self.net, "teacher": self.ensemble}, input_size)
-            else:
-                terms = sum(self.distillers[n].terms_gmacs({"student": self.net, "teacher": m.net}, input_size)
-                            for n, m in self.members.items())
-            forward["trained"]["distill_terms"] = terms
-            for name, member in self.members.items():
-                if not member.cache_options.get("enabled"):
-                    forward["frozen"][f"teacher/{name}"] = measure_complexity(member.net, input_size)["gmacs"]
-            return forward
-        teacher = self.teacher
-        if teacher is None:
-            raise RuntimeError("forward_gmacs needs the teacher; call it before fit lets a cached teacher go")
-        forward["trained"]["distill_terms"] = self.distiller.terms_gmacs(
-            {"student": self.net, "teacher": teacher}, input_size)
-        if not self.cache_options.get("enabled"):
-            forward["frozen"]["teacher"] = measure_complexity(teacher, input_size)["gmacs"]
+        if any(m.net is None for m in self.members.values()):
+            raise RuntimeError("forward_gmacs needs the teachers; call it before fit lets a cached teacher go")
+        if self.several and self.ensemble is None:
+            terms = sum(self.distillers[n].terms_gmacs({"student": self.net, "teacher": m.net}, input_size)
+                        for n, m in self.members.items())
+        else:
+            terms = self.distiller.terms_gmacs({"student": self.net, "teacher": self._taught()}, input_size)
+        forward["trained"]["distill_terms"] = terms
+        for name, member in self.members.items():
+            if not member.cache_options.get("enabled"):
+                label = f"teacher/{name}" if self.several else "teacher"
+                forward["frozen"][label] = measure_complexity(member.net, input_size)["gmacs"]
         return forward
 
     def step_losses(self, batch: dict) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
@@ -477,18 +422,16 @@ class DistillationSystem(SystemBase):
         ``training_step`` combines by the schedule). Terms of several teachers taught separately are
         named ``<term>/<teacher>`` and weighted by the teacher's weight too."""
         images, target = batch["image"], batch["mask"]
-        if self.members:
-            logits, terms, weighted = self._teacher_set_terms(batch)
+        if self.several and self.ensemble is None:
+            logits, terms, weighted = self._separate_terms(batch)
         else:
             with self.distiller.record():
                 logits = self.net(images)
-                if "teacher_logits" in batch:  # replayed from the teacher cache
-                    teacher_logits = batch["teacher_logits"].float()
+                answers = self.teacher_set_logits(batch)
+                if self.ensemble is not None:
+                    teacher_logits = self.ensemble.combine(answers)
                 else:
-                    with torch.no_grad():
-                        teacher_logits = self.teacher(images)
-                if self.teacher_log_prior is not None:  # no full-size subtraction per step when off
-                    teacher_logits = teacher_logits - self.teacher_log_prior
+                    teacher_logits = without_prior(answers["teacher"], self._log_prior("teacher"))
                 terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
             weighted = self.distiller.weighted(terms)
         supervised = self.criterion(logits, target)
@@ -496,10 +439,10 @@ class DistillationSystem(SystemBase):
 
     def teacher_set_logits(self, batch: dict) -> dict[str, Tensor]:
         """Each teacher's logits for this batch, as it answers (before its prior correction): replayed
-        from its cache (``teacher_logits/<name>``) or computed live."""
+        from its cache (``teacher_logits``, or ``teacher_logits/<name>`` of several) or computed live."""
         images, out = batch["image"], {}
         for name, member in self.members.items():
-            replayed = batch.get(f"teacher_logits/{name}")
+            replayed = batch.get(member.field)
             if replayed is not None:
                 out[name] = replayed.float()
             else:
@@ -507,14 +450,9 @@ class DistillationSystem(SystemBase):
                     out[name] = member.net(images)
         return out
 
-    def _teacher_set_terms(self, batch: dict) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    def _separate_terms(self, batch: dict) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """Each teacher through its own copy of the terms, weighted by its weight."""
         target = batch["mask"]
-        if self.ensemble is not None:
-            with self.distiller.record():
-                logits = self.net(batch["image"])
-                teacher_logits = self.ensemble.combine(self.teacher_set_logits(batch))
-                terms = self.distiller({"student": logits, "teacher": teacher_logits}, target)
-            return logits, terms, self.distiller.weighted(terms)
         with ExitStack() as stack:
             for distiller in self.distillers.values():
                 stack.enter_context(distiller.record())
@@ -523,7 +461,7 @@ class DistillationSystem(SystemBase):
             terms, weighted = {}, {}
             for name, distiller in self.distillers.items():
                 own = distiller({"student": logits,
-                                 "teacher": without_prior(teacher_logits[name], self._member_log_prior(name))}, target)
+                                 "teacher": without_prior(teacher_logits[name], self._log_prior(name))}, target)
                 weight = self.members[name].entry.weight
                 for term, value in distiller.weighted(own).items():
                     terms[f"{term}/{name}"] = own[term]
@@ -550,13 +488,13 @@ class DistillationSystem(SystemBase):
         super().on_validation_epoch_end()
         if not self.trainer.sanity_checking and self.teacher_scores is not None:
             self.log_dict(NetScores.loggable(self.teacher_scores, "teacher/val"))
-            for name, member in self.members.items():
-                if member.scores is not None:
-                    self.log_dict(NetScores.loggable(member.scores, f"teacher/{name}/val"))
+            for name, own in (self.teachers_scores or {}).items():
+                if own is not None:
+                    self.log_dict(NetScores.loggable(own, f"teacher/{name}/val"))
 
     def run_scores(self) -> dict:
         scores = {**super().run_scores(), "teacher": self.teacher_scores, "teacher_cache": self.teacher_cache_info}
-        if self.members:
+        if self.several:
             scores["teachers"] = self.teachers_scores
             scores["teacher_caches"] = self.teacher_caches_info
         return scores
