@@ -14,11 +14,11 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from segkd.callbacks import EpochTimer, GradientBalance
 from segkd.callbacks.preemption import last_checkpoint_path
-from segkd.config import build, to_plain
+from segkd.config import CONF_DIR, build, to_plain
 from segkd.data.sampling import plan_batches
 from segkd.models import check_input_size, describe, measure_complexity
 from segkd.models.complexity import training_cost
@@ -85,8 +85,12 @@ def headline(summary: dict) -> dict[str, Any]:
     }
 
 
-#: The teacher network +experiment=offline_kd expects unless told otherwise (conf/experiment/offline_kd.yaml).
-OFFLINE_KD_TEACHER_MODEL = "teacher_r34"
+def offline_kd_teacher_model() -> Optional[str]:
+    """The teacher preset +experiment=offline_kd expects unless told otherwise, read from its defaults
+    list (conf/experiment/offline_kd.yaml), so that the recipe stays the one place that says it."""
+    defaults = OmegaConf.load(CONF_DIR / "experiment" / "offline_kd.yaml").get("defaults") or []
+    return next((entry["/model@system.teacher.net"] for entry in defaults
+                 if isinstance(entry, DictConfig) and "/model@system.teacher.net" in entry), None)
 
 
 def teacher_net_override(summary: dict) -> str:
@@ -95,7 +99,7 @@ def teacher_net_override(summary: dict) -> str:
     model = summary.get("model")
     if any(str(o).lstrip("+~").startswith("model.") for o in summary.get("overrides") or []):
         return "system.teacher.net=null"
-    return f"model@system.teacher.net={model}" if model and model != OFFLINE_KD_TEACHER_MODEL else ""
+    return f"model@system.teacher.net={model}" if model and model != offline_kd_teacher_model() else ""
 
 
 def next_steps(summary: dict, output_dir: Path) -> list[str]:
