@@ -84,12 +84,16 @@ TAUGHT_RECIPES: list[tuple[str, list[str]]] = [
 #: 1x in compute; live-teacher encoder KD about 2x in wall time and 3.7x in compute), and the best
 #: recipes at 1x, 2x and 4x of the student's epochs (does KD's gain grow with a longer schedule?):
 #: the two cached ones (CWD, logit KD: a patient teacher, Beyer et al. 2022, is a logit teacher) at
-#: all three; encoder + CWD at 1x and 2x only, since its 4x would need a 16x scratch baseline.
+#: all three; encoder + CWD at 1x and 2x only, since its 4x would need a 16x scratch baseline. CWD
+#: from the DeepLabV3+ teacher (43.5 val mIoU, above every student budget: a teacher the student
+#: cannot pass) at all three, and the UNet + DeepLabV3+ ensemble at 2x, where CWD's gain peaks.
 MATCHED_COST: dict[str, list[float]] = {
     "scratch": [1, 1.25, 2, 4, 8],
     "cwd": [1, 2, 4],
     "logits": [1, 2, 4],
     "encoder_cwd": [1, 2],
+    "cwd_dlv3p": [1, 2, 4],
+    "cwd_r34_dlv3p": [2],
 }
 
 
