@@ -310,8 +310,12 @@ def _run(cmd: list[str], log_file: Path, threads: Optional[int]) -> int:
 
 
 def execute(the_plan: Plan, out: Path, jobs: int = 1) -> list[str]:
-    """Run the plan: the reference teacher if needed, then each stage. Returns the failed jobs."""
-    threads = 1 if jobs > 1 else None
+    """Run the plan: the reference teacher if needed, then each stage. Returns the failed jobs.
+
+    With ``jobs`` > 1 each job side by side trains on one thread and a job run alone (a cache
+    builder) on ``jobs`` threads, whatever OMP_NUM_THREADS the protocol itself was started with: a
+    builder on one thread would leave the other cores idle for its whole run."""
+    threads, threads_alone = (1, jobs) if jobs > 1 else (None, None)
     if the_plan.teacher_dir is not None:
         teacher = Job("teacher", "42", the_plan.teacher_overrides, the_plan.teacher_dir)
         if not teacher.done:
@@ -329,7 +333,7 @@ def execute(the_plan: Plan, out: Path, jobs: int = 1) -> list[str]:
         nonlocal done
         cmd = job.command()
         print(f"[start] {job.name} seed {job.seed}: {' '.join(cmd[3:])}", flush=True)
-        code = _run(cmd, job.run_dir / "protocol.log", None if alone else threads)
+        code = _run(cmd, job.run_dir / "protocol.log", threads_alone if alone else threads)
         done += 1
         elapsed = time.time() - start
         eta = elapsed / done * (len(todo) - done)

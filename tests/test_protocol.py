@@ -5,6 +5,7 @@ after it, budget curves scale the epochs, and bad requests fail before anything 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +167,22 @@ def test_the_recommended_recipe_is_the_measured_cwd_at_twice_the_student_budget(
     recommended = protocol.compose(["+experiment=kd_cwd_cached", "seed=1"], tmp_path / "r")
     assert recipe_config(recommended) == recipe_config(measured)
     assert "+experiment=kd_cwd_cached" in (ROOT / "README.md").read_text()
+
+
+def test_a_job_run_alone_gets_every_core_of_the_protocol_and_the_rest_one_each(tmp_path, monkeypatch):
+    """A cache builder runs alone: on one thread (an inherited OMP_NUM_THREADS=1) it would leave the
+    other cores idle for its whole run."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = {}
+
+    def run(cmd: list[str], log_file: Path, n) -> int:
+        threads[log_file.parent.name] = n
+        return 0
+
+    monkeypatch.setattr(protocol, "_run", run)
+    plan = protocol.Plan(None, [], [([protocol.Job("builder", "1", [], tmp_path / "builder")],
+                                     [protocol.Job(n, "1", [], tmp_path / n) for n in ("a", "b")])])
+    assert protocol.execute(plan, tmp_path, jobs=2) == []
+    assert threads == {"builder": 2, "a": 1, "b": 1}
+    assert protocol.execute(plan, tmp_path, jobs=1) == []
+    assert set(threads.values()) == {None}, "one job at a time: the environment's own setting"
