@@ -252,12 +252,18 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
     todo_later = [j for j in later if not j.done]
     # Each stage runs its cache builders alone, then the rest side by side: the first cached job builds
     # the reference teacher's logit cache, and the first student of each of the protocol's other
-    # teachers builds that teacher's (those teachers themselves train in the first stage).
+    # teachers builds that teacher's (those teachers themselves train in the first stage). A cache a
+    # finished run under ``out`` read, still on disk, is built by no one.
     from segkd.recipe import recipe_config
 
     built = _built_caches(out)
-    builder = [j for j in todo if j.cached and _cache_part(recipe_config(configs[id(j)])) not in built][:1]
-    firsts = [j for i, j in enumerate(todo_later) if j.teacher not in {k.teacher for k in todo_later[:i]}]
+
+    def builds(job: Job) -> bool:
+        return not (job.cached and _cache_part(recipe_config(configs[id(job)])) in built)
+
+    builder = [j for j in todo if j.cached and builds(j)][:1]
+    firsts = [j for i, j in enumerate(todo_later)
+              if j.teacher not in {k.teacher for k in todo_later[:i]} and builds(j)]
     stages = [(builder, [j for j in todo if j not in builder]), (firsts, [j for j in todo_later if j not in firsts])]
     return Plan(teacher_dir, teacher_overrides, stages, len(first) + len(later))
 

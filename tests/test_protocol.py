@@ -186,3 +186,30 @@ def test_a_job_run_alone_gets_every_core_of_the_protocol_and_the_rest_one_each(t
     assert threads == {"builder": 2, "a": 1, "b": 1}
     assert protocol.execute(plan, tmp_path, jobs=1) == []
     assert set(threads.values()) == {None}, "one job at a time: the environment's own setting"
+
+
+def test_the_students_of_a_teacher_whose_cache_a_finished_run_read_all_run_side_by_side(tmp_path, capsys):
+    """A protocol teacher's first student builds that teacher's cache alone, unless a finished student
+    already read it (a second budget of the same recipe, or an interrupted protocol run again)."""
+    import json
+
+    from segkd.recipe import recipe_config
+
+    out, cache = tmp_path / "p", tmp_path / "cache" / "teacher_logits" / "train-ls01"
+    teacher = out / "teacher_ls01" / f"seed{protocol.TEACHER_SEED}"
+    (teacher / "checkpoints").mkdir(parents=True)
+    (teacher / "summary.json").write_text("{}")
+    args = ["--dry-run", "--out", str(out), "--seeds", "1,2", "--only", "cwd_ls01"]
+    protocol.main([*args, "--budgets", "cwd_ls01=2"])
+    assert [alone for _, _, alone in planned(capsys, alone=True)] == [True, False], "its cache: built first"
+    done = out / "cwd_ls01" / "seed1"
+    done.mkdir(parents=True)
+    recipe = dict(protocol.TAUGHT_RECIPES)["cwd_ls01"]
+    overrides = [o.format(teacher_ls01=teacher / "checkpoints" / "last.ckpt") for o in recipe]
+    cfg = protocol.compose([*overrides, "seed=1"], done)
+    (done / "summary.json").write_text(json.dumps({"teacher_cache": {"path": str(cache)},
+                                                    "recipe": {"config": recipe_config(cfg)}}))
+    cache.mkdir(parents=True)
+    (cache / "meta.json").write_text("{}")
+    protocol.main([*args, "--budgets", "cwd_ls01=2"])
+    assert [alone for _, _, alone in planned(capsys, alone=True)] == [False, False], "read by cwd_ls01: side by side"
