@@ -264,7 +264,13 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
     builder = [j for j in todo if j.cached and builds(j)][:1]
     firsts = [j for i, j in enumerate(todo_later)
               if j.teacher not in {k.teacher for k in todo_later[:i]} and builds(j)]
-    stages = [(builder, [j for j in todo if j not in builder]), (firsts, [j for j in todo_later if j not in firsts])]
+    def longest_first(jobs: list[Job]) -> list[Job]:
+        """Side by side, the longest schedules start first: a long job started last would run on alone
+        at the end of its stage while the other cores idle (longest-processing-time-first)."""
+        return sorted(jobs, key=lambda j: -int(configs[id(j)].trainer.max_epochs))
+
+    stages = [(builder, longest_first([j for j in todo if j not in builder])),
+              (firsts, longest_first([j for j in todo_later if j not in firsts]))]
     return Plan(teacher_dir, teacher_overrides, stages, len(first) + len(later))
 
 

@@ -40,8 +40,8 @@ def test_dry_run_skips_finished_jobs_resumes_interrupted_ones_and_orders_soft_te
     protocol.main(["--dry-run", "--out", str(out), "--seeds", "1,2", "--only", "scratch,cwd_ls01",
                    "--", "dataset.batch_size=4"])
     jobs = planned(capsys)
-    assert [(name, seed) for name, seed, _ in jobs] == [
-        ("scratch", "2"), ("teacher_ls01", "0"), ("cwd_ls01", "1"), ("cwd_ls01", "2")]
+    assert [(name, seed) for name, seed, _ in jobs] == [  # the teacher's 20 epochs start before a student's 4
+        ("teacher_ls01", "0"), ("scratch", "2"), ("cwd_ls01", "1"), ("cwd_ls01", "2")]
     commands = {(name, seed): cmd for name, seed, cmd in jobs}
     assert f"ckpt_path={out}/scratch/seed2/checkpoints/last.ckpt" in commands[("scratch", "2")]
     assert "system.loss.label_smoothing=0.1" in commands[("teacher_ls01", "0")]
@@ -213,3 +213,11 @@ def test_the_students_of_a_teacher_whose_cache_a_finished_run_read_all_run_side_
     (cache / "meta.json").write_text("{}")
     protocol.main([*args, "--budgets", "cwd_ls01=2"])
     assert [alone for _, _, alone in planned(capsys, alone=True)] == [False, False], "read by cwd_ls01: side by side"
+
+
+def test_side_by_side_the_longest_schedules_start_first(tmp_path, capsys):
+    """Three 4x jobs and three 1x jobs on two workers: started 1x first, the last 4x job would run on
+    alone while the other core idles."""
+    protocol.main(["--dry-run", "--out", str(tmp_path / "p"), "--seeds", "1,2,3", "--only", "scratch",
+                   "--budgets", "scratch=1,4"])
+    assert [name for name, _, _ in planned(capsys)] == ["scratch_x4"] * 3 + ["scratch"] * 3
