@@ -23,8 +23,10 @@ there too. After a recipe's default changes, use a new --out: a job whose summar
 rerun. A job that has a last.ckpt but no summary resumes from it. Overrides after ``--`` go to every
 job, the teacher's included (``-- dataset=cityscapes dataset.root=/data/cityscapes``). Every job's
 config is composed before anything runs, so a misspelt override fails at once. With --jobs 2 two
-jobs run side by side with one thread each (faster than one job on two threads on a 2-core CPU).
-Every job is a plain ``python -m segkd.run`` command, printed before it starts.
+jobs run side by side with one thread each (faster than one job on two threads on a 2-core CPU),
+the longest schedules first; a job that builds a teacher-logit cache runs alone first, on --jobs
+threads, so that the others read what it built. Every job is a plain ``python -m segkd.run``
+command, printed before it starts.
 """
 
 from __future__ import annotations
