@@ -152,7 +152,7 @@ class DistillationSystem(SystemBase):
             self.__dict__["ensemble"] = TeacherEnsemble(
                 {n: m.net for n, m in self.members.items()}, {n: m.entry.weight for n, m in self.members.items()},
                 self.ensemble_mode, {n: self._log_prior(n) for n in self.members})
-        if self.several and self.ensemble is None:  # each teaches through its own copy of the terms
+        if self.separately:
             self.distillers = nn.ModuleDict({
                 name: Distiller((m.entry.distill or distill).get("terms") or {},
                                 {"student": self.net, "teacher": unwrapped(m.net)},
@@ -193,9 +193,14 @@ class DistillationSystem(SystemBase):
         """Teacher ``name``'s prior correction (None: none)."""
         return getattr(self, f"teacher_log_prior_{list(self.members).index(name)}")
 
+    @property
+    def separately(self) -> bool:
+        """Several teachers and no ensemble: each teaches through its own copy of the terms."""
+        return self.several and self.ensemble is None
+
     def _distiller_of(self, name: str) -> Distiller:
         """The terms teacher ``name`` teaches through: its own, or the system's."""
-        return self.distillers[name] if self.several and self.ensemble is None else self.distiller
+        return self.distillers[name] if self.separately else self.distiller
 
     def _taught(self) -> Optional[nn.Module]:
         """``teacher``: the one teacher, the ensemble (None once a cache let one of its teachers go: it
@@ -405,7 +410,7 @@ class DistillationSystem(SystemBase):
         forward = super().forward_gmacs(input_size)
         if any(m.net is None for m in self.members.values()):
             raise RuntimeError("forward_gmacs needs the teachers; call it before fit lets a cached teacher go")
-        if self.several and self.ensemble is None:
+        if self.separately:
             terms = sum(self.distillers[n].terms_gmacs({"student": self.net, "teacher": m.net}, input_size)
                         for n, m in self.members.items())
         else:
@@ -422,7 +427,7 @@ class DistillationSystem(SystemBase):
         ``training_step`` combines by the schedule). Terms of several teachers taught separately are
         named ``<term>/<teacher>`` and weighted by the teacher's weight too."""
         images, target = batch["image"], batch["mask"]
-        if self.several and self.ensemble is None:
+        if self.separately:
             logits, terms, weighted = self._separate_terms(batch)
         else:
             with self.distiller.record():
