@@ -261,11 +261,13 @@ def plan(seeds: Sequence[str], out: Path, only: Optional[Sequence[str]] = None,
     built = _built_caches(out)
 
     def builds(job: Job) -> bool:
-        return not (job.cached and _cache_part(recipe_config(configs[id(job)])) in built)
+        """Does the job build its teacher-logit cache (it reads one that no finished run read)?"""
+        return job.cached and _cache_part(recipe_config(configs[id(job)])) not in built
 
-    builder = [j for j in todo if j.cached and builds(j)][:1]
+    builder = [j for j in todo if builds(j)][:1]
     firsts = [j for i, j in enumerate(todo_later)
               if j.teacher not in {k.teacher for k in todo_later[:i]} and builds(j)]
+
     def longest_first(jobs: list[Job]) -> list[Job]:
         """Side by side, the longest schedules start first: a long job started last would run on alone
         at the end of its stage while the other cores idle (longest-processing-time-first)."""
